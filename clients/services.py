@@ -1,0 +1,302 @@
+"""Writes to clients, secrets, scopes and grants.
+
+Every function validates, writes and records an AdminAction in one transaction, and
+announces the change after commit so token-service caches drop the old state.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from audit.services import Actor, admin_action_record
+
+from .models import Client, ClientSecret, Scope, ScopeGrant
+from .secrets import secret_generate, secret_hash, secret_hint
+from .signals import client_changed
+
+CLIENT_EDITABLE_FIELDS = (
+    "name",
+    "description",
+    "owner_email",
+    "environment",
+    "access_token_lifetime",
+    "allowed_networks",
+    "audiences",
+    "can_introspect",
+)
+
+
+class ScopeInUse(Exception):
+    def __init__(self, scope: Scope, holders: list[Client]):
+        self.scope = scope
+        self.holders = holders
+        names = ", ".join(client.name for client in holders)
+        super().__init__(f"Scope {scope.name} is still granted to: {names}")
+
+
+def _announce(client_id: str) -> None:
+    transaction.on_commit(lambda: client_changed.send(sender=client_id))
+
+
+def _user_or_none(actor: Actor):
+    user = actor.user
+    return user if user is not None and user.is_authenticated else None
+
+
+def client_secret_create(
+    *, actor: Actor, client: Client, expires_at: datetime | None = None
+) -> tuple[ClientSecret, str]:
+    """Create a secret; returns the row and the plain secret, which is never stored."""
+    plain = secret_generate()
+    with transaction.atomic():
+        secret = ClientSecret.objects.create(
+            client=client,
+            secret_hash=secret_hash(plain),
+            hint=secret_hint(plain),
+            expires_at=expires_at,
+            created_by=_user_or_none(actor),
+        )
+        admin_action_record(
+            actor=actor,
+            action="secret.create",
+            target_type="client",
+            target_id=client.client_id,
+            target_label=client.name,
+            after={"secret_id": secret.pk, "hint": secret.hint, "expires_at": _iso(expires_at)},
+        )
+        _announce(client.client_id)
+    return secret, plain
+
+
+def client_register(
+    *,
+    actor: Actor,
+    name: str,
+    environment: str = Client.Environment.DEVELOPMENT,
+    description: str = "",
+    owner_email: str = "",
+    access_token_lifetime: int = 3600,
+    allowed_networks: list[str] | None = None,
+    audiences: list[str] | None = None,
+    can_introspect: bool = False,
+    scopes: list[Scope] | None = None,
+) -> tuple[Client, str]:
+    """Register a client with one secret and its initial scopes; returns (client, secret)."""
+    client = Client(
+        name=name,
+        environment=environment,
+        description=description,
+        owner_email=owner_email,
+        access_token_lifetime=access_token_lifetime,
+        allowed_networks=allowed_networks or [],
+        audiences=audiences or [],
+        can_introspect=can_introspect,
+        created_by=_user_or_none(actor),
+    )
+    client.full_clean()
+    with transaction.atomic():
+        client.save()
+        admin_action_record(
+            actor=actor,
+            action="client.register",
+            target_type="client",
+            target_id=client.client_id,
+            target_label=client.name,
+            after=client.audit_fields(),
+        )
+        for scope in scopes or []:
+            scope_grant(actor=actor, client=client, scope=scope, reason="initial scope")
+        _secret, plain = client_secret_create(actor=actor, client=client)
+    return client, plain
+
+
+def client_update(*, actor: Actor, client: Client, **changes) -> Client:
+    unknown = set(changes) - set(CLIENT_EDITABLE_FIELDS)
+    if unknown:
+        raise ValueError(f"Not editable: {', '.join(sorted(unknown))}")
+    before = client.audit_fields()
+    for field, value in changes.items():
+        setattr(client, field, value)
+    client.full_clean()
+    after = client.audit_fields()
+    if after == before:
+        return client
+    changed = [key for key in after if after[key] != before[key]]
+    with transaction.atomic():
+        client.save()
+        admin_action_record(
+            actor=actor,
+            action="client.update",
+            target_type="client",
+            target_id=client.client_id,
+            target_label=client.name,
+            before={key: before[key] for key in changed},
+            after={key: after[key] for key in changed},
+        )
+        _announce(client.client_id)
+    return client
+
+
+def client_set_status(*, actor: Actor, client: Client, status: str) -> Client:
+    if status not in Client.Status.values:
+        raise ValidationError({"status": f"Unknown status {status!r}."})
+    if client.status == status:
+        return client
+    before = client.status
+    with transaction.atomic():
+        client.status = status
+        client.save(update_fields=["status", "updated_at"])
+        admin_action_record(
+            actor=actor,
+            action="client.enable" if status == Client.Status.ACTIVE else "client.disable",
+            target_type="client",
+            target_id=client.client_id,
+            target_label=client.name,
+            before={"status": before},
+            after={"status": status},
+        )
+        _announce(client.client_id)
+    return client
+
+
+def client_delete(*, actor: Actor, client: Client) -> None:
+    before = client.audit_fields() | {"scopes": client.scope_names()}
+    with transaction.atomic():
+        client_id = client.client_id
+        client.delete()
+        admin_action_record(
+            actor=actor,
+            action="client.delete",
+            target_type="client",
+            target_id=client_id,
+            target_label=before["name"],
+            before=before,
+        )
+        _announce(client_id)
+
+
+def client_secret_revoke(*, actor: Actor, secret: ClientSecret) -> ClientSecret:
+    if secret.revoked_at is not None:
+        return secret
+    client = secret.client
+    with transaction.atomic():
+        secret.revoked_at = timezone.now()
+        secret.save(update_fields=["revoked_at"])
+        admin_action_record(
+            actor=actor,
+            action="secret.revoke",
+            target_type="client",
+            target_id=client.client_id,
+            target_label=client.name,
+            after={"secret_id": secret.pk, "hint": secret.hint},
+        )
+        _announce(client.client_id)
+    return secret
+
+
+def scope_create(
+    *, actor: Actor, name: str, description: str = "", owning_team: str = "", sensitive=False
+) -> Scope:
+    scope = Scope(name=name, description=description, owning_team=owning_team, sensitive=sensitive)
+    scope.full_clean()
+    with transaction.atomic():
+        scope.save()
+        admin_action_record(
+            actor=actor,
+            action="scope.create",
+            target_type="scope",
+            target_id=scope.name,
+            target_label=scope.name,
+            after=scope.audit_fields(),
+        )
+    return scope
+
+
+def scope_update(*, actor: Actor, scope: Scope, **changes) -> Scope:
+    """Edit description, team and sensitivity. A scope's name is its identity: not editable."""
+    allowed = {"description", "owning_team", "sensitive"}
+    if set(changes) - allowed:
+        raise ValueError(f"Not editable: {', '.join(sorted(set(changes) - allowed))}")
+    before = scope.audit_fields()
+    for field, value in changes.items():
+        setattr(scope, field, value)
+    scope.full_clean()
+    after = scope.audit_fields()
+    if after == before:
+        return scope
+    changed = [key for key in after if after[key] != before[key]]
+    with transaction.atomic():
+        scope.save()
+        admin_action_record(
+            actor=actor,
+            action="scope.update",
+            target_type="scope",
+            target_id=scope.name,
+            target_label=scope.name,
+            before={key: before[key] for key in changed},
+            after={key: after[key] for key in changed},
+        )
+    return scope
+
+
+def scope_delete(*, actor: Actor, scope: Scope) -> None:
+    """Delete a scope nobody holds; raises ScopeInUse naming the holders otherwise."""
+    with transaction.atomic():
+        # Lock the scope so a grant cannot slip in between the check and the delete.
+        scope = Scope.objects.select_for_update().get(pk=scope.pk)
+        holders = list(Client.objects.filter(grants__scope=scope).order_by("name"))
+        if holders:
+            raise ScopeInUse(scope, holders)
+        before = scope.audit_fields()
+        scope.delete()
+        admin_action_record(
+            actor=actor,
+            action="scope.delete",
+            target_type="scope",
+            target_id=before["name"],
+            target_label=before["name"],
+            before=before,
+        )
+
+
+def scope_grant(*, actor: Actor, client: Client, scope: Scope, reason: str = "") -> ScopeGrant:
+    with transaction.atomic():
+        grant, created = ScopeGrant.objects.get_or_create(
+            client=client,
+            scope=scope,
+            defaults={"granted_by": _user_or_none(actor), "reason": reason[:300]},
+        )
+        if created:
+            admin_action_record(
+                actor=actor,
+                action="scope.grant",
+                target_type="client",
+                target_id=client.client_id,
+                target_label=client.name,
+                after={"scope": scope.name, "reason": reason},
+            )
+            _announce(client.client_id)
+    return grant
+
+
+def scope_revoke(*, actor: Actor, client: Client, scope: Scope) -> None:
+    with transaction.atomic():
+        deleted, _ = ScopeGrant.objects.filter(client=client, scope=scope).delete()
+        if deleted:
+            admin_action_record(
+                actor=actor,
+                action="scope.revoke",
+                target_type="client",
+                target_id=client.client_id,
+                target_label=client.name,
+                before={"scope": scope.name},
+            )
+            _announce(client.client_id)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None

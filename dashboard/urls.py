@@ -1,0 +1,18 @@
+from __future__ import annotations
+
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from . import views
+
+urlpatterns = [
+    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("healthz", views.healthz, name="healthz"),
+    path("clients/", include("clients.urls")),
+    path("audit/", include("audit.urls")),
+    path("", include("tokens.urls")),
+    path("", include("dashboard.dashboard_urls")),
+]
+
+handler403 = "dashboard.views.permission_denied"

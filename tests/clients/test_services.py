@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from audit.models import AdminAction
+from audit.services import Actor
+from clients import services
+from clients.models import Client, ClientSecret, ScopeGrant
+from clients.secrets import SECRET_PREFIX, secret_hash, secret_matches
+
+
+class TestClientRegister:
+    def test_it_creates_client_secret_grants_and_audit_rows(self, make_scope):
+        scope = make_scope("orders:read")
+        client, plain = services.client_register(
+            actor=Actor.cli(), name="Billing", environment="production", scopes=[scope]
+        )
+        assert len(client.client_id) >= 20
+        assert plain.startswith(SECRET_PREFIX) and len(plain) >= len(SECRET_PREFIX) + 43
+        stored = ClientSecret.objects.get(client=client)
+        assert stored.secret_hash == secret_hash(plain) and plain not in stored.secret_hash
+        assert stored.hint == f"{SECRET_PREFIX}…{plain[-4:]}"
+        assert ScopeGrant.objects.filter(client=client, scope=scope).exists()
+        actions = set(
+            AdminAction.objects.filter(target_id=client.client_id).values_list("action", flat=True)
+        )
+        assert actions == {"client.register", "scope.grant", "secret.create"}
+
+    def test_it_refuses_bad_networks_and_writes_nothing(self, db):
+        with pytest.raises(ValidationError):
+            services.client_register(actor=Actor.cli(), name="X", allowed_networks=["10.0.0.0/33"])
+        assert not Client.objects.exists() and not AdminAction.objects.exists()
+
+    def test_it_refuses_lifetime_out_of_bounds(self, db):
+        with pytest.raises(ValidationError):
+            services.client_register(actor=Actor.cli(), name="X", access_token_lifetime=59)
+
+
+class TestSecrets:
+    def test_it_matches_only_the_right_secret(self):
+        stored = secret_hash("kwsec_abc")
+        assert secret_matches("kwsec_abc", stored)
+        assert not secret_matches("kwsec_abd", stored)
+
+
+class TestScopeDelete:
+    def test_it_refuses_while_granted_naming_holders(self, make_scope, make_client):
+        scope = make_scope("orders:write")
+        make_client("Shop", scopes=[scope])
+        with pytest.raises(services.ScopeInUse, match="Shop"):
+            services.scope_delete(actor=Actor.cli(), scope=scope)
+
+
+class TestAuditTrail:
+    def test_it_is_append_only(self, make_client):
+        make_client()
+        row = AdminAction.objects.first()
+        with pytest.raises(PermissionError):
+            row.save()
+        with pytest.raises(PermissionError):
+            row.delete()
+        with pytest.raises(PermissionError):
+            AdminAction.objects.all().delete()
