@@ -12,6 +12,7 @@ urlpatterns = [
     path("clients/", include("clients.urls")),
     path("audit/", include("audit.urls")),
     path("", include("tokens.urls")),
+    path("api/", include("tokens.resource_urls")),
     path("", include("dashboard.dashboard_urls")),
 ]
 
