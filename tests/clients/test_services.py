@@ -62,3 +62,23 @@ class TestAuditTrail:
             row.delete()
         with pytest.raises(PermissionError):
             AdminAction.objects.all().delete()
+
+
+class TestAuditTrailInTheDatabase:
+    def test_it_refuses_raw_updates_and_deletes_on_postgresql(self, make_client):
+        from django.db import DatabaseError, connection, transaction
+
+        make_client()
+        for statement in (
+            "UPDATE audit_adminaction SET action = 'x'",
+            "DELETE FROM audit_adminaction",
+        ):
+            with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cur:
+                cur.execute(statement)
+        assert AdminAction.objects.count() == 2
+
+    def test_it_lets_a_deleted_users_actions_keep_their_label(self, admin_user):
+        services.scope_create(actor=Actor(label=admin_user.username, user=admin_user), name="a:b")
+        admin_user.delete()
+        row = AdminAction.objects.get(action="scope.create")
+        assert row.actor is None and row.actor_label == "ada-admin"
