@@ -1,0 +1,332 @@
+"""Token-endpoint benchmark: Keyward (RS256, ES256, introspection) beside django-oauth-toolkit.
+
+Run with `bin/bench` (see bench/README.md). Starts each server under gunicorn on PostgreSQL
+and Redis as in production, drives it with wrk at a fixed concurrency after a warm-up, and
+prints requests/s, p50, p99, errors and server CPU per request. Not a test: it measures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+GUNICORN = str(Path(PYTHON).with_name("gunicorn"))
+PG_SERVER = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+TARGETS = {"RS256": 1800, "ES256": 2500, "introspect": 2500}
+
+KEYWARD_ENV = {
+    "DEBUG": "0",
+    "SECRET_KEY": "bench-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
+    "KEYWARD_SECRET_PEPPER": "bench-pepper",
+    "KEYWARD_ISSUER": "http://127.0.0.1",
+    "ALLOWED_HOSTS": "127.0.0.1,localhost",
+    "SECURE_SSL_REDIRECT": "0",
+    "REDIS_URL": REDIS_URL,
+    "LOG_LEVEL": "WARNING",
+    # One client from one address drives all the load: lift the limits for the benchmark.
+    "KEYWARD_RATE_LIMIT_PER_CLIENT": str(10**9),
+    "KEYWARD_RATE_LIMIT_PER_IP": str(10**9),
+    "KEYWARD_RATE_LIMIT_INTROSPECT_PER_CALLER": str(10**9),
+}
+
+SEED_KEYWARD = """
+import json
+from audit.services import Actor
+from clients import services
+from tokens.services import signing_key_rotate
+actor = Actor.cli()
+scope = services.scope_create(actor=actor, name="bench:read")
+client, secret = services.client_register(actor=actor, name="bench", scopes=[scope])
+checker, checker_secret = services.client_register(
+    actor=actor, name="bench-introspector", can_introspect=True
+)
+print("SEED " + json.dumps({"client_id": client.client_id, "secret": secret,
+      "checker_id": checker.client_id, "checker_secret": checker_secret}))
+"""
+
+ACTIVATE_KEY = """
+from audit.services import Actor
+from tokens.services import signing_key_rotate
+from tokens.models import SigningKey
+# Rotate until a key of the wanted algorithm signs.
+for _ in range(3):
+    active = SigningKey.objects.filter(status="active").first()
+    if active is not None and active.algorithm == "{alg}":
+        break
+    signing_key_rotate(actor=Actor.cli(), algorithm="{alg}")
+print("ACTIVE", SigningKey.objects.get(status="active").algorithm)
+"""
+
+SEED_DOT = """
+import json
+from oauth2_provider.models import Application
+app = Application.objects.create(
+    name="bench", client_type="confidential", authorization_grant_type="client-credentials",
+    client_secret="bench-secret-0123456789abcdef0123456789abcdef",
+)
+print("SEED " + json.dumps({"client_id": app.client_id,
+      "secret": "bench-secret-0123456789abcdef0123456789abcdef"}))
+"""
+
+
+@dataclass
+class Result:
+    name: str
+    requests: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    cpu_ms_per_request: float
+    services_cpu_ms_per_request: float
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+
+def log(message: str) -> None:
+    print(f"[bench] {message}", flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def recreate_database(name: str) -> str:
+    with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return f"{PG_SERVER}/{name}"
+
+
+def manage(env: dict, *args: str, settings: str = "dashboard.settings") -> str:
+    full_env = os.environ | env | {"DJANGO_SETTINGS_MODULE": settings}
+    result = subprocess.run(
+        [PYTHON, "-m", "django", *args], cwd=ROOT, env=full_env, capture_output=True, text=True
+    )
+    if result.returncode != 0:
+        sys.exit(f"manage {' '.join(args[:2])} failed:\n{result.stdout}\n{result.stderr}")
+    return result.stdout
+
+
+def seed(env: dict, code: str, settings: str = "dashboard.settings") -> dict:
+    out = manage(env, "shell", "-c", code, settings=settings)
+    line = next(line for line in out.splitlines() if line.startswith("SEED "))
+    return json.loads(line[5:])
+
+
+def process_tree_ticks(root_pid: int) -> int:
+    pids = [root_pid] + [int(p) for p in _children(root_pid)]
+    return sum(_ticks(pid) for pid in pids)
+
+
+def _children(pid: int) -> list[str]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return out.split()
+
+
+def _ticks(pid: int) -> int:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def services_ticks() -> int:
+    out = subprocess.run(
+        ["pgrep", "-f", "redis-server|postgres"], capture_output=True, text=True
+    ).stdout
+    return sum(_ticks(int(pid)) for pid in out.split())
+
+
+@contextlib.contextmanager
+def gunicorn(env: dict, wsgi: str, workers: int):
+    port = free_port()
+    proc = subprocess.Popen(
+        [GUNICORN, wsgi, "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
+         "--log-level", "warning", "--backlog", "2048"],
+        cwd=ROOT, env=os.environ | env, start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+                break
+            time.sleep(0.2)
+        else:
+            sys.exit("gunicorn did not start")
+        yield proc, f"http://127.0.0.1:{port}"
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+def wrk(url: str, seconds: int, concurrency: int, auth: str, body: str) -> dict:
+    env = os.environ | {"BENCH_AUTH": auth, "BENCH_BODY": body}
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{concurrency}", f"-d{seconds}s", "--timeout", "5s",
+         "-s", str(ROOT / "bench" / "wrk_post.lua"), url],
+        env=env, capture_output=True, text=True, check=True,
+    ).stdout
+    line = next(line for line in out.splitlines() if line.startswith("BENCH_JSON "))
+    return json.loads(line[len("BENCH_JSON "):])
+
+
+def measure(name, server, url, args, auth="", body="grant_type=client_credentials", seconds=None):
+    proc, _base = server
+    seconds = seconds or args.duration
+    log(f"{name}: warm-up {args.warmup}s")
+    wrk(url, args.warmup, args.concurrency, auth, body)
+    log(f"{name}: measuring {seconds}s at concurrency {args.concurrency}")
+    app_before, services_before = process_tree_ticks(proc.pid), services_ticks()
+    stats = wrk(url, seconds, args.concurrency, auth, body)
+    app_ticks = process_tree_ticks(proc.pid) - app_before
+    svc_ticks = services_ticks() - services_before
+    requests = max(stats["requests"], 1)
+    result = Result(
+        name=name,
+        requests=stats["requests"],
+        seconds=stats["duration_us"] / 1e6,
+        p50_ms=stats["p50_us"] / 1000,
+        p99_ms=stats["p99_us"] / 1000,
+        errors=stats["socket_errors"] + stats["non_2xx"],
+        cpu_ms_per_request=app_ticks / CLOCK_TICKS * 1000 / requests,
+        services_cpu_ms_per_request=svc_ticks / CLOCK_TICKS * 1000 / requests,
+    )
+    log(f"{name}: {result.rate:,.0f}/s p50 {result.p50_ms:.1f} ms p99 {result.p99_ms:.1f} ms "
+        f"errors {result.errors} cpu {result.cpu_ms_per_request:.3f} ms/req")
+    return result
+
+
+def basic(client_id: str, secret: str) -> str:
+    return "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+
+
+def fetch_token(base: str, auth: str) -> str:
+    request = urllib.request.Request(
+        base + "/token-srv/token", data=b"grant_type=client_credentials",
+        headers={"Authorization": auth, "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - local server
+        return json.load(response)["access_token"]
+
+
+def bench_keyward(args) -> list[Result]:
+    env = KEYWARD_ENV | {"DATABASE_URL": recreate_database("keyward_bench")}
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    log("Keyward: migrating and seeding")
+    manage(env, "migrate", "--noinput")
+    creds = seed(env, SEED_KEYWARD)
+    auth = basic(creds["client_id"], creds["secret"])
+    results = []
+    for alg in ("RS256", "ES256"):
+        manage(env, "shell", "-c", ACTIVATE_KEY.format(alg=alg))
+        with gunicorn(env, "dashboard.wsgi:application", args.workers) as server:
+            url = server[1] + "/token-srv/token"
+            results.append(measure(f"Keyward token {alg}", server, url, args, auth=auth))
+            if alg == "ES256":
+                token = fetch_token(server[1], auth)
+                checker = basic(creds["checker_id"], creds["checker_secret"])
+                url = server[1] + "/token-srv/introspect"
+                results.append(
+                    measure("Keyward introspect", server, url, args, checker, f"token={token}")
+                )
+    return results
+
+
+def bench_dot(args) -> list[Result]:
+    results = []
+    for hasher, seconds in (("md5", args.duration), ("default", args.dot_slow_duration)):
+        env = {"DATABASE_URL": recreate_database("keyward_bench_dot"), "BENCH_DOT_HASHER": hasher}
+        settings = "bench.dot_site.settings"
+        log(f"django-oauth-toolkit ({hasher} hasher): migrating and seeding")
+        manage(env, "migrate", "--noinput", settings=settings)
+        creds = seed(env, SEED_DOT, settings=settings)
+        auth = basic(creds["client_id"], creds["secret"])
+        with gunicorn(env | {"DJANGO_SETTINGS_MODULE": settings}, "bench.dot_site.wsgi",
+                      args.workers) as server:
+            label = "cheap md5 hasher" if hasher == "md5" else "default PBKDF2 hasher"
+            url = server[1] + "/o/token/"
+            results.append(measure(f"DOT token, {label}", server, url, args, auth, seconds=seconds))
+            if hasher == "md5":
+                url = server[1] + "/bare/"
+                results.append(measure("bare Django JSON view", server, url, args))
+    return results
+
+
+def report(results: list[Result]) -> None:
+    print()
+    print(f"{'endpoint':34} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} "
+          f"{'app CPU ms/req':>14} {'PG+Redis CPU ms/req':>19}")
+    for r in results:
+        print(f"{r.name:34} {r.rate:8,.0f} {r.p50_ms:7.1f} {r.p99_ms:7.1f} {r.errors:6d} "
+              f"{r.cpu_ms_per_request:14.3f} {r.services_cpu_ms_per_request:19.3f}")
+    by_name = {r.name: r for r in results}
+    print()
+    for dot in ("DOT token, cheap md5 hasher", "DOT token, default PBKDF2 hasher"):
+        for ours in ("Keyward token RS256", "Keyward token ES256"):
+            if dot in by_name and ours in by_name and by_name[dot].rate:
+                print(f"{ours} / {dot}: {by_name[ours].rate / by_name[dot].rate:,.1f}x")
+    print()
+    for key, target in TARGETS.items():
+        name = "Keyward introspect" if key == "introspect" else f"Keyward token {key}"
+        r = by_name.get(name)
+        if r is None:
+            continue
+        checks = [
+            (r.rate >= target, f"{r.rate:,.0f}/s >= {target:,}/s"),
+            (r.p99_ms <= 25, f"p99 {r.p99_ms:.1f} ms <= 25 ms"),
+            (r.errors == 0, f"{r.errors} errors"),
+        ]
+        if key != "introspect":
+            checks.append((r.cpu_ms_per_request <= 1.0,
+                           f"CPU {r.cpu_ms_per_request:.3f} ms/token <= 1 ms"))
+        for ok, text in checks:
+            print(f"  {'MET ' if ok else 'MISS'} {name}: {text}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--duration", type=int, default=20, help="seconds measured per endpoint")
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn sync workers")
+    parser.add_argument("--dot-slow-duration", type=int, default=10,
+                        help="seconds for DOT with its default (slow) hasher")
+    parser.add_argument("--only", choices=["keyward", "dot"], help="run one side only")
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk is needed: apt-get install wrk")
+    results = []
+    if args.only != "dot":
+        results += bench_keyward(args)
+    if args.only != "keyward":
+        results += bench_dot(args)
+    report(results)
+
+
+if __name__ == "__main__":
+    main()
