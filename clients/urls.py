@@ -6,8 +6,24 @@ from . import views
 
 app_name = "clients"
 
+# Fixed paths come before the identifiers. A client_id is 24 characters, so never "new";
+# a scope name starts with a letter, so never "_new".
 urlpatterns = [
     path("", views.client_list, name="list"),
     path("new/", views.client_register, name="register"),
     path("scopes/", views.scope_list, name="scope_list"),
+    path("scopes/_new/", views.scope_create, name="scope_create"),
+    path("scopes/<str:name>/", views.scope_detail, name="scope_detail"),
+    path("scopes/<str:name>/edit/", views.scope_edit, name="scope_edit"),
+    path("scopes/<str:name>/delete/", views.scope_delete, name="scope_delete"),
+    path("<slug:client_id>/", views.client_detail, name="detail"),
+    path("<slug:client_id>/edit/", views.client_edit, name="edit"),
+    path("<slug:client_id>/status/", views.client_set_status, name="set_status"),
+    path("<slug:client_id>/delete/", views.client_delete, name="delete"),
+    path("<slug:client_id>/scopes/add/", views.client_scope_add, name="scope_add"),
+    path(
+        "<slug:client_id>/scopes/<str:scope_name>/remove/",
+        views.client_scope_remove,
+        name="scope_remove",
+    ),
 ]

@@ -1,20 +1,358 @@
+"""Dashboard pages for clients and the scope catalogue.
+
+Reads happen here; every write goes through clients/services.py, which records the
+audit row in the same transaction.
+"""
+
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.db.models import Count, Q, QuerySet
+from django.http import HttpRequest, HttpResponse, QueryDict
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.cache import patch_vary_headers
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from audit.models import AdminAction
+from audit.services import Actor
 from dashboard.roles import Role, role_required
 
+from . import services
+from .forms import (
+    ClientDeleteForm,
+    ClientFilterForm,
+    ClientForm,
+    ClientRegisterForm,
+    ClientStatusForm,
+    ScopeCreateForm,
+    ScopeEditForm,
+    ScopeGrantForm,
+    ScopeSearchForm,
+)
+from .models import Client, Scope, ScopeGrant
 
+CLIENTS_PER_PAGE = 25
+RECENT_AUDIT_ROWS = 20
+SORTABLE_COLUMNS = [
+    ("name", "Name"),
+    ("environment", "Environment"),
+    ("status", "Status"),
+    ("created", "Created"),
+]
+
+
+def _client(client_id: str) -> Client:
+    return get_object_or_404(Client, client_id=client_id)
+
+
+def _scope(name: str) -> Scope:
+    return get_object_or_404(Scope, name=name)
+
+
+def _posted(request: HttpRequest) -> QueryDict | None:
+    """Bind forms on POST even when the body is empty, so the errors show."""
+    return request.POST if request.method == "POST" else None
+
+
+def _wants_fragment(request: HttpRequest) -> bool:
+    # A history-restore request after a cache miss needs the whole page back.
+    return bool(request.htmx) and not request.htmx.history_restore_request
+
+
+def _form_errors(form, exc: ValidationError) -> None:
+    """Attach a service's ValidationError to the form; unknown fields become form errors."""
+    if hasattr(exc, "error_dict"):
+        for field, errors in exc.message_dict.items():
+            form.add_error(field if field in form.fields else None, errors)
+    else:
+        form.add_error(None, exc.messages)
+
+
+# Clients list ------------------------------------------------------------------------
+
+
+def _filtered_clients(filters: ClientFilterForm) -> QuerySet[Client]:
+    clients = Client.objects.prefetch_related("grants__scope")
+    if q := filters.value("q"):
+        clients = clients.filter(
+            Q(name__icontains=q)
+            | Q(client_id__icontains=q)
+            | Q(owner_email__icontains=q)
+            | Q(description__icontains=q)
+        )
+    if environment := filters.value("environment"):
+        clients = clients.filter(environment=environment)
+    if status := filters.value("status"):
+        clients = clients.filter(status=status)
+    if scope := filters.value("scope"):
+        clients = clients.filter(grants__scope__name=scope)
+    return clients.order_by(*filters.ordering())
+
+
+def _query(filters: ClientFilterForm, **overrides: str) -> str:
+    """The list's query string with the current filters, changed by `overrides`."""
+    params = QueryDict(mutable=True)
+    for name in ("q", "environment", "status", "scope", "sort"):
+        value = overrides.get(name, filters.value(name))
+        if value:
+            params[name] = value
+    if overrides.get("page") and overrides["page"] != "1":
+        params["page"] = overrides["page"]
+    return params.urlencode()
+
+
+def _sort_columns(filters: ClientFilterForm) -> list[dict]:
+    current = filters.value("sort") or "name"
+    columns = []
+    for key, label in SORTABLE_COLUMNS:
+        direction = "asc" if current == key else "desc" if current == f"-{key}" else ""
+        next_sort = f"-{key}" if current == key else key
+        columns.append(
+            {"label": label, "direction": direction, "query": _query(filters, sort=next_sort)}
+        )
+    return columns
+
+
+@require_GET
 @role_required(Role.VIEWER)
 def client_list(request: HttpRequest) -> HttpResponse:
-    raise NotImplementedError
+    filters = ClientFilterForm(request.GET)
+    filters.is_valid()
+    page = Paginator(_filtered_clients(filters), CLIENTS_PER_PAGE).get_page(request.GET.get("page"))
+    context = {
+        "filters": filters,
+        "sort": filters.value("sort"),
+        "page": page,
+        "columns": _sort_columns(filters),
+        "any_clients": Client.objects.exists(),
+        "is_filtered": filters.is_filtered(),
+        "previous_query": _query(filters, page=str(page.number - 1)) if page.number > 1 else "",
+        "next_query": _query(filters, page=str(page.number + 1)) if page.has_next() else "",
+    }
+    template = "clients/list.html#results" if _wants_fragment(request) else "clients/list.html"
+    response = render(request, template, context)
+    # The same URL answers with a fragment or a page: caches must keep them apart.
+    patch_vary_headers(response, ("HX-Request",))
+    return response
 
 
+# Register, edit, status, delete --------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
 @role_required(Role.OPERATOR)
 def client_register(request: HttpRequest) -> HttpResponse:
-    raise NotImplementedError
+    form = ClientRegisterForm(_posted(request))
+    if request.method == "POST" and form.is_valid():
+        fields = dict(form.cleaned_data)
+        fields["scopes"] = list(fields["scopes"])
+        try:
+            client, secret = services.client_register(actor=Actor.from_request(request), **fields)
+        except ValidationError as exc:
+            _form_errors(form, exc)
+        else:
+            return _secret_once(request, client, secret)
+    return render(request, "clients/register.html", {"form": form})
 
 
+def _secret_once(request: HttpRequest, client: Client, secret: str) -> HttpResponse:
+    """The only response that ever carries the plain secret: rendered, never redirected
+    to, stored or put in a message, and marked so no cache keeps it."""
+    response = render(request, "clients/secret_once.html", {"client": client, "secret": secret})
+    response["Cache-Control"] = "no-store"
+    response["Pragma"] = "no-cache"
+    return response
+
+
+@require_GET
+@role_required(Role.VIEWER)
+def client_detail(request: HttpRequest, client_id: str) -> HttpResponse:
+    client = _client(client_id)
+    return render(request, "clients/detail.html", _detail_context(request, client))
+
+
+def _detail_context(request: HttpRequest, client: Client, **extra) -> dict:
+    context = {
+        "client": client,
+        "secrets": client.secrets.all(),
+        "grants": client.grants.select_related("scope", "granted_by"),
+        "grant_form": ScopeGrantForm(client=client),
+        "audit_rows": AdminAction.objects.filter(target_type="client", target_id=client.client_id)[
+            :RECENT_AUDIT_ROWS
+        ],
+    }
+    return context | extra
+
+
+@require_http_methods(["GET", "POST"])
+@role_required(Role.OPERATOR)
+def client_edit(request: HttpRequest, client_id: str) -> HttpResponse:
+    client = _client(client_id)
+    form = ClientForm(_posted(request), initial=ClientForm.initial_for(client))
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.client_update(
+                actor=Actor.from_request(request), client=client, **form.cleaned_data
+            )
+        except ValidationError as exc:
+            _form_errors(form, exc)
+            client = _client(client_id)  # the service left unsaved changes on the instance
+        else:
+            messages.success(request, f"Saved {client.name}.")
+            return redirect("clients:detail", client_id=client.client_id)
+    return render(request, "clients/edit.html", {"client": client, "form": form})
+
+
+@require_POST
+@role_required(Role.OPERATOR)
+def client_set_status(request: HttpRequest, client_id: str) -> HttpResponse:
+    client = _client(client_id)
+    form = ClientStatusForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Unknown status; nothing changed.")
+        return redirect("clients:detail", client_id=client.client_id)
+    status = form.cleaned_data["status"]
+    services.client_set_status(actor=Actor.from_request(request), client=client, status=status)
+    verb = "enabled" if status == Client.Status.ACTIVE else "disabled"
+    messages.success(request, f"{client.name} is {verb}.")
+    return redirect("clients:detail", client_id=client.client_id)
+
+
+@require_http_methods(["GET", "POST"])
+@role_required(Role.ADMIN)
+def client_delete(request: HttpRequest, client_id: str) -> HttpResponse:
+    client = _client(client_id)
+    form = ClientDeleteForm(_posted(request), client=client)
+    if request.method == "POST" and form.is_valid():
+        services.client_delete(actor=Actor.from_request(request), client=client)
+        messages.success(request, f"Deleted {form.cleaned_data['confirm_name']}.")
+        return redirect("clients:list")
+    return render(request, "clients/delete.html", {"client": client, "form": form})
+
+
+# Scope grants on the client page -------------------------------------------------------
+
+
+def _scopes_response(request: HttpRequest, client: Client, grant_form=None) -> HttpResponse:
+    """htmx: the scopes partial plus the audit list out of band; otherwise back to the page."""
+    if not request.htmx:
+        if grant_form is not None and grant_form.errors:
+            context = _detail_context(request, client, grant_form=grant_form)
+            return render(request, "clients/detail.html", context)
+        return redirect("clients:detail", client_id=client.client_id)
+    context = _detail_context(request, client)
+    if grant_form is not None:
+        context["grant_form"] = grant_form
+    return render(request, "clients/_scopes_response.html", context)
+
+
+@require_POST
+@role_required(Role.OPERATOR)
+def client_scope_add(request: HttpRequest, client_id: str) -> HttpResponse:
+    client = _client(client_id)
+    form = ScopeGrantForm(request.POST, client=client)
+    if not form.is_valid():
+        return _scopes_response(request, client, grant_form=form)
+    scope = form.cleaned_data["scope"]
+    services.scope_grant(
+        actor=Actor.from_request(request),
+        client=client,
+        scope=scope,
+        reason=form.cleaned_data["reason"],
+    )
+    if not request.htmx:
+        messages.success(request, f"Granted {scope.name}.")
+    return _scopes_response(request, client)
+
+
+@require_POST
+@role_required(Role.OPERATOR)
+def client_scope_remove(request: HttpRequest, client_id: str, scope_name: str) -> HttpResponse:
+    client = _client(client_id)
+    grant = get_object_or_404(ScopeGrant, client=client, scope__name=scope_name)
+    services.scope_revoke(actor=Actor.from_request(request), client=client, scope=grant.scope)
+    if not request.htmx:
+        messages.success(request, f"Removed {scope_name}.")
+    return _scopes_response(request, client)
+
+
+# Scope catalogue -----------------------------------------------------------------------
+
+
+@require_GET
 @role_required(Role.VIEWER)
 def scope_list(request: HttpRequest) -> HttpResponse:
-    raise NotImplementedError
+    search = ScopeSearchForm(request.GET)
+    search.is_valid()
+    scopes = Scope.objects.annotate(holder_count=Count("grants")).order_by("name")
+    if q := search.cleaned_data.get("q"):
+        scopes = scopes.filter(
+            Q(name__icontains=q) | Q(description__icontains=q) | Q(owning_team__icontains=q)
+        )
+    context = {"search": search, "scopes": scopes, "q": q, "any_scopes": Scope.objects.exists()}
+    template = "clients/scope_list.html#results" if _wants_fragment(request) else None
+    response = render(request, template or "clients/scope_list.html", context)
+    patch_vary_headers(response, ("HX-Request",))
+    return response
+
+
+@require_http_methods(["GET", "POST"])
+@role_required(Role.ADMIN)
+def scope_create(request: HttpRequest) -> HttpResponse:
+    form = ScopeCreateForm(_posted(request))
+    if request.method == "POST" and form.is_valid():
+        try:
+            scope = services.scope_create(actor=Actor.from_request(request), **form.cleaned_data)
+        except ValidationError as exc:
+            _form_errors(form, exc)
+        else:
+            messages.success(request, f"Created scope {scope.name}.")
+            return redirect("clients:scope_detail", name=scope.name)
+    return render(request, "clients/scope_form.html", {"form": form, "scope": None})
+
+
+@require_GET
+@role_required(Role.VIEWER)
+def scope_detail(request: HttpRequest, name: str) -> HttpResponse:
+    scope = _scope(name)
+    return render(request, "clients/scope_detail.html", _scope_context(scope))
+
+
+def _scope_context(scope: Scope, **extra) -> dict:
+    grants = scope.grants.select_related("client", "granted_by").order_by("client__name")
+    return {"scope": scope, "grants": grants} | extra
+
+
+@require_http_methods(["GET", "POST"])
+@role_required(Role.ADMIN)
+def scope_edit(request: HttpRequest, name: str) -> HttpResponse:
+    scope = _scope(name)
+    form = ScopeEditForm(_posted(request), initial=ScopeEditForm.initial_for(scope))
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.scope_update(
+                actor=Actor.from_request(request), scope=scope, **form.cleaned_data
+            )
+        except ValidationError as exc:
+            _form_errors(form, exc)
+            scope = _scope(name)
+        else:
+            messages.success(request, f"Saved scope {scope.name}.")
+            return redirect("clients:scope_detail", name=scope.name)
+    return render(request, "clients/scope_form.html", {"form": form, "scope": scope})
+
+
+@require_POST
+@role_required(Role.ADMIN)
+def scope_delete(request: HttpRequest, name: str) -> HttpResponse:
+    scope = _scope(name)
+    try:
+        services.scope_delete(actor=Actor.from_request(request), scope=scope)
+    except services.ScopeInUse as exc:
+        # 409: the request was fine but the catalogue's state forbids it right now.
+        context = _scope_context(scope, delete_refused_holders=exc.holders)
+        return render(request, "clients/scope_detail.html", context, status=409)
+    messages.success(request, f"Deleted scope {name}.")
+    return redirect("clients:scope_list")

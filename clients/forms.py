@@ -1,0 +1,264 @@
+"""Forms for the clients and scope pages. They validate; clients/services.py writes."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from django import forms
+from django.core.validators import RegexValidator
+
+from .models import SCOPE_NAME_MAX_LENGTH, SCOPE_NAME_RE, Client, Scope
+
+
+class LinesField(forms.Field):
+    """A textarea holding one value per line; cleans to a list without blank lines."""
+
+    def __init__(self, *, rows: int = 3, **kwargs):
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("widget", forms.Textarea(attrs={"rows": rows, "spellcheck": "false"}))
+        super().__init__(**kwargs)
+
+    def prepare_value(self, value):
+        if isinstance(value, list | tuple):
+            return "\n".join(value)
+        return value
+
+    def to_python(self, value) -> list[str]:
+        if not value:
+            return []
+        if isinstance(value, list | tuple):
+            return [str(item).strip() for item in value if str(item).strip()]
+        return [line.strip() for line in str(value).splitlines() if line.strip()]
+
+
+class NetworksField(LinesField):
+    """CIDRs, one per line. Host bits must be zero so `10.0.0.1/8` is not read as `/8`."""
+
+    def validate(self, value: list[str]) -> None:
+        super().validate(value)
+        errors = []
+        for number, entry in enumerate(value, start=1):
+            try:
+                ipaddress.ip_network(entry, strict=True)
+            except ValueError:
+                errors.append(self._explain(number, entry))
+        if errors:
+            raise forms.ValidationError(errors)
+
+    def to_python(self, value) -> list[str]:
+        # A bare address means that one host: store it as /32 (or /128) explicitly.
+        return [_with_prefix(entry) for entry in super().to_python(value)]
+
+    @staticmethod
+    def _explain(number: int, entry: str) -> str:
+        try:
+            network = ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            return (
+                f"Line {number}: “{entry}” is not a network in CIDR notation "
+                "(for example 10.0.0.0/8 or 2001:db8::/32)."
+            )
+        return f"Line {number}: “{entry}” has host bits set; did you mean {network}?"
+
+
+def _with_prefix(entry: str) -> str:
+    if "/" in entry:
+        return entry
+    try:
+        return str(ipaddress.ip_network(entry))
+    except ValueError:
+        return entry  # left for validate() to report
+
+
+class AudiencesField(LinesField):
+    def validate(self, value: list[str]) -> None:
+        super().validate(value)
+        bad = [entry for entry in value if any(char.isspace() for char in entry)]
+        if bad:
+            raise forms.ValidationError(f"Audiences cannot contain spaces: {', '.join(bad)}")
+        too_long = [entry for entry in value if len(entry) > 200]
+        if too_long:
+            raise forms.ValidationError("An audience can be at most 200 characters long.")
+
+
+class ScopeChoiceField(forms.ModelMultipleChoiceField):
+    def label_from_instance(self, obj: Scope) -> str:
+        label = obj.name
+        if obj.description:
+            label += f" — {obj.description}"
+        if obj.sensitive:
+            label += " (sensitive)"
+        return label
+
+
+class ClientForm(forms.Form):
+    """The editable fields of a client (see services.CLIENT_EDITABLE_FIELDS)."""
+
+    name = forms.CharField(max_length=100)
+    description = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 2}), max_length=2000
+    )
+    owner_email = forms.EmailField(
+        required=False, help_text="Who gets told about this client (optional)."
+    )
+    environment = forms.ChoiceField(
+        choices=Client.Environment.choices, initial=Client.Environment.DEVELOPMENT
+    )
+    access_token_lifetime = forms.IntegerField(
+        label="Access-token lifetime (seconds)",
+        min_value=60,
+        max_value=86400,
+        initial=3600,
+        help_text="Between 60 seconds and 86400 (one day).",
+    )
+    allowed_networks = NetworksField(
+        help_text="One CIDR per line, e.g. 10.0.0.0/8. Leave empty to allow any address."
+    )
+    audiences = AudiencesField(
+        rows=2,
+        help_text="The aud claim of its tokens, one per line. Empty means the default audience.",
+    )
+    can_introspect = forms.BooleanField(
+        required=False,
+        label="May introspect tokens",
+        help_text="Lets this client call the introspection endpoint for any token.",
+    )
+
+    @classmethod
+    def initial_for(cls, client: Client) -> dict:
+        return {name: getattr(client, name) for name in cls.base_fields}
+
+
+class ClientRegisterForm(ClientForm):
+    scopes = ScopeChoiceField(
+        queryset=Scope.objects.all(),
+        to_field_name="name",
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Initial scopes",
+    )
+
+
+class ClientFilterForm(forms.Form):
+    """The query string of the clients list. Invalid values are ignored, not errors."""
+
+    SORTS = {
+        "name": "name",
+        "created": "created_at",
+        "environment": "environment",
+        "status": "status",
+    }
+
+    q = forms.CharField(required=False, max_length=200, label="Search")
+    environment = forms.ChoiceField(
+        required=False,
+        choices=[("", "Any environment"), *Client.Environment.choices],
+        widget=forms.Select(attrs={"aria-label": "Environment"}),
+    )
+    status = forms.ChoiceField(
+        required=False,
+        choices=[("", "Any status"), *Client.Status.choices],
+        widget=forms.Select(attrs={"aria-label": "Status"}),
+    )
+    scope = forms.ChoiceField(
+        required=False, choices=[], widget=forms.Select(attrs={"aria-label": "Scope"})
+    )
+    sort = forms.ChoiceField(
+        required=False,
+        choices=[(key, key) for name in SORTS for key in (name, f"-{name}")],
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        names = Scope.objects.values_list("name", flat=True)
+        self.fields["scope"].choices = [("", "Any scope"), *((name, name) for name in names)]
+
+    def value(self, name: str) -> str:
+        """The cleaned value of a field, or "" when it was missing or invalid."""
+        if not hasattr(self, "cleaned_data"):
+            self.is_valid()
+        return self.cleaned_data.get(name) or ""
+
+    def ordering(self) -> list[str]:
+        sort = self.value("sort") or "name"
+        field = self.SORTS[sort.lstrip("-")]
+        prefix = "-" if sort.startswith("-") else ""
+        # name and pk as tie-breakers keep pagination stable.
+        return [prefix + field, "name", "pk"]
+
+    def is_filtered(self) -> bool:
+        return any(self.value(name) for name in ("q", "environment", "status", "scope"))
+
+
+class ScopeGrantForm(forms.Form):
+    scope = forms.ModelChoiceField(
+        queryset=Scope.objects.none(), to_field_name="name", empty_label="Choose a scope…"
+    )
+    reason = forms.CharField(
+        required=False, max_length=300, widget=forms.TextInput(attrs={"placeholder": "Reason"})
+    )
+
+    def __init__(self, *args, client: Client, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["scope"].queryset = Scope.objects.exclude(grants__client=client)
+        self.fields["scope"].error_messages["invalid_choice"] = (
+            "Choose a scope this client does not hold yet."
+        )
+
+
+class ClientStatusForm(forms.Form):
+    status = forms.ChoiceField(choices=Client.Status.choices)
+
+
+class ClientDeleteForm(forms.Form):
+    confirm_name = forms.CharField(label="Client name", strip=False, max_length=100)
+
+    def __init__(self, *args, client: Client, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.client = client
+
+    def clean_confirm_name(self) -> str:
+        value = self.cleaned_data["confirm_name"]
+        if value != self.client.name:
+            raise forms.ValidationError(
+                "That is not the client's name. Type it exactly to confirm the deletion."
+            )
+        return value
+
+
+class ScopeEditForm(forms.Form):
+    description = forms.CharField(required=False, max_length=300)
+    owning_team = forms.CharField(required=False, max_length=100)
+    sensitive = forms.BooleanField(
+        required=False, help_text="Grants of sensitive scopes deserve a second look."
+    )
+
+    @classmethod
+    def initial_for(cls, scope: Scope) -> dict:
+        return {name: getattr(scope, name) for name in cls.base_fields}
+
+
+class ScopeCreateForm(ScopeEditForm):
+    name = forms.CharField(
+        max_length=SCOPE_NAME_MAX_LENGTH,
+        validators=[
+            RegexValidator(
+                SCOPE_NAME_RE,
+                "Use lower-case letters, digits, '-', '_' and ':' or '.' separators, "
+                "e.g. orders:read.",
+            )
+        ],
+        help_text="For example orders:read. It cannot be changed later.",
+    )
+
+    field_order = ["name", "description", "owning_team", "sensitive"]
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"]
+        if Scope.objects.filter(name=name).exists():
+            raise forms.ValidationError(f"A scope named {name} already exists.")
+        return name
+
+
+class ScopeSearchForm(forms.Form):
+    q = forms.CharField(required=False, max_length=200, label="Search")
