@@ -4,41 +4,393 @@ Event dicts (one per token-service request) have exactly these keys:
 id (uuid hex), occurred_at (epoch seconds, float), endpoint, client_id, client_known,
 secret_id (int or None), outcome, reason, source_ip (str or None), user_agent,
 scopes_requested, scopes_granted, jti, status_code, duration_ms.
+
+Production: the token service RPUSHes each event as JSON onto EVENT_BUFFER_KEY and the
+`ingest_token_events` Celery task calls `token_events_ingest`, which drains it:
+
+1. Take the drain lock (one drain at a time; a TTL frees it when a worker dies).
+2. Claim a batch: if the processing list still holds items from a killed run, re-read
+   them; else move up to `batch_size` items from the buffer to the processing list in
+   one Lua call, so an item is always in exactly one of the two lists.
+3. In one transaction: insert the batch into TokenEvent, skipping ids already there
+   (COPY into a temporary table on PostgreSQL), and move last_used of secrets and clients
+   forward.
+4. Only after commit, trim the batch off the processing list (the acknowledgement).
+
+A worker killed anywhere in 2–4 leaves the batch in the processing list; the next run
+writes it again and ON CONFLICT (id) DO NOTHING drops what had already committed. So no
+event is lost and none is duplicated. docs/events.md describes the format and guarantees.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
+import json
+import logging
+import math
+import time
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime
+from functools import cache, lru_cache
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Q
+
+from clients.models import Client, ClientSecret
 
 from .models import TokenEvent
 
+logger = logging.getLogger(__name__)
+
 # Redis list the token service RPUSHes JSON-encoded events onto (production mode).
 EVENT_BUFFER_KEY = "keyward:token-events"
+# The batch being written; non-empty only while a drain runs or after one was killed.
+EVENT_PROCESSING_KEY = EVENT_BUFFER_KEY + ":processing"
+EVENT_DRAIN_LOCK_KEY = EVENT_BUFFER_KEY + ":drain-lock"
+# Seconds the drain lock outlives a silent holder. Renewed after every batch, so it only
+# has to cover one batch (~0.1 s for 5,000 events); it is also how long a killed worker
+# delays the next drain.
+DRAIN_LOCK_SECONDS = 10
+
+# TokenEvent columns in table order; rows below are tuples in this order.
+COLUMNS = (
+    "id",
+    "occurred_at",
+    "endpoint",
+    "client_id",
+    "client_known",
+    "secret_id",
+    "outcome",
+    "reason",
+    "source_ip",
+    "user_agent",
+    "scopes_requested",
+    "scopes_granted",
+    "jti",
+    "status_code",
+    "duration_ms",
+)
+_ENDPOINTS = frozenset(TokenEvent.Endpoint.values)
+_OUTCOMES = frozenset(TokenEvent.Outcome.values)
+_BIGINT_MAX = 2**63 - 1
+
+# Moves up to ARGV[1] items from the head of KEYS[1] to the tail of KEYS[2] atomically and
+# returns them. RPUSH in chunks: Lua's unpack() is limited to a few thousand values.
+_MOVE_BATCH_LUA = """
+local items = redis.call('LRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)
+if #items == 0 then return items end
+redis.call('LTRIM', KEYS[1], #items, -1)
+for i = 1, #items, 1000 do
+  redis.call('RPUSH', KEYS[2], unpack(items, i, math.min(i + 999, #items)))
+end
+return items
+"""
+
+
+def _text(value, limit: int) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {type(value).__name__}")
+    # PostgreSQL text cannot hold NUL; truncation matches the column lengths.
+    return value.replace("\x00", "")[:limit]
+
+
+def _choice(value, allowed: Iterable[str] | None, limit: int) -> str:
+    if not isinstance(value, str) or not value or len(value) > limit:
+        raise ValueError(f"bad value {value!r}")
+    if allowed is not None and value not in allowed:
+        raise ValueError(f"unknown value {value!r}")
+    return value
+
+
+@lru_cache(maxsize=4096)
+def _ip_text(value: str) -> str:
+    # Cached: parsing was a fifth of the drain's time, and a buffer repeats few addresses.
+    return str(ipaddress.ip_address(value))
+
+
+def token_event_row(event: dict) -> tuple:
+    """The event as a TokenEvent row tuple (COLUMNS order), validated so the database
+    cannot refuse it. Raises KeyError, TypeError or ValueError for a malformed event."""
+    occurred_at = event["occurred_at"]
+    if isinstance(occurred_at, bool) or not isinstance(occurred_at, int | float):
+        raise TypeError("occurred_at must be epoch seconds")
+    secret_id = event.get("secret_id")
+    if secret_id is not None and (
+        isinstance(secret_id, bool)
+        or not isinstance(secret_id, int)
+        or abs(secret_id) > _BIGINT_MAX
+    ):
+        raise ValueError(f"bad secret_id {secret_id!r}")
+    source_ip = event.get("source_ip") or None
+    if source_ip is not None:
+        source_ip = _ip_text(source_ip)
+    status_code = event["status_code"]
+    if isinstance(status_code, bool) or not isinstance(status_code, int):
+        raise TypeError("status_code must be an integer")
+    if not 0 <= status_code <= 32767:
+        raise ValueError(f"bad status_code {status_code!r}")
+    duration_ms = float(event.get("duration_ms") or 0)
+    if not math.isfinite(duration_ms):
+        raise ValueError("duration_ms must be finite")
+    return (
+        uuid.UUID(event["id"]),
+        datetime.fromtimestamp(occurred_at, tz=UTC),
+        _choice(event["endpoint"], _ENDPOINTS, 16),
+        _text(event.get("client_id"), 200),
+        bool(event.get("client_known")),
+        secret_id,
+        _choice(event["outcome"], _OUTCOMES, 8),
+        # Reason codes may grow with the token service; the column only bounds the length.
+        _choice(event["reason"], None, 32),
+        source_ip,
+        _text(event.get("user_agent"), 300),
+        _text(event.get("scopes_requested"), 1000),
+        _text(event.get("scopes_granted"), 1000),
+        _text(event.get("jti"), 64),
+        status_code,
+        duration_ms,
+    )
+
+
+def _event_model(row: tuple) -> TokenEvent:
+    return TokenEvent(**dict(zip(COLUMNS, row, strict=True)))
 
 
 def token_event_from_dict(event: dict) -> TokenEvent:
-    return TokenEvent(
-        id=uuid.UUID(event["id"]),
-        occurred_at=datetime.fromtimestamp(event["occurred_at"], tz=UTC),
-        endpoint=event["endpoint"],
-        client_id=(event.get("client_id") or "")[:200],
-        client_known=bool(event.get("client_known")),
-        secret_id=event.get("secret_id"),
-        outcome=event["outcome"],
-        reason=event["reason"],
-        source_ip=event.get("source_ip"),
-        user_agent=(event.get("user_agent") or "")[:300],
-        scopes_requested=(event.get("scopes_requested") or "")[:1000],
-        scopes_granted=(event.get("scopes_granted") or "")[:1000],
-        jti=event.get("jti") or "",
-        status_code=event["status_code"],
-        duration_ms=event.get("duration_ms") or 0,
-    )
+    return _event_model(token_event_row(event))
 
 
 def token_events_write(events: list[dict]) -> None:
-    """Write events straight to the table: the embedded-mode sink and the Redis-down fallback."""
-    TokenEvent.objects.bulk_create(
-        [token_event_from_dict(event) for event in events], ignore_conflicts=True
-    )
+    """Write events straight to the table: the embedded-mode sink and the Redis-down fallback.
+
+    Also moves last_used forward, since in embedded mode no drain runs.
+    """
+    rows = [token_event_row(event) for event in events]
+    with transaction.atomic():
+        TokenEvent.objects.bulk_create(
+            [_event_model(row) for row in rows],
+            ignore_conflicts=True,
+        )
+        _last_used_update_orm(rows)
+
+
+# --- The drain ------------------------------------------------------------------------
+
+
+@cache
+def _redis(url: str):
+    import redis
+
+    return redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=3)
+
+
+def event_buffer_redis():
+    """The Redis client the drain uses (one connection pool per process)."""
+    return _redis(settings.REDIS_URL)
+
+
+def token_events_ingest(*, batch_size: int = 5000, max_batches: int = 40) -> int:
+    """Drain the Redis event buffer into TokenEvent; returns how many rows were inserted.
+
+    A no-op in embedded mode (no Redis), where events are written directly. Must run
+    outside a transaction: acknowledging relies on the batch having really committed.
+    """
+    if not settings.USE_REDIS:
+        return 0
+    import redis
+
+    client = event_buffer_redis()
+    lock = client.lock(EVENT_DRAIN_LOCK_KEY, timeout=DRAIN_LOCK_SECONDS, blocking=False)
+    try:
+        if not lock.acquire():
+            logger.info("token events: another drain is running")
+            return 0
+    except redis.RedisError as exc:
+        logger.warning("token events: Redis unavailable, nothing drained (%s)", exc)
+        return 0
+    inserted = received = skipped = 0
+    started = time.monotonic()
+    try:
+        for _ in range(max_batches):
+            items, recovered = _batch_claim(client, batch_size)
+            if not items:
+                break
+            if recovered:
+                logger.warning(
+                    "token events: re-ingesting %d items of an unfinished batch", len(items)
+                )
+            batch_inserted, batch_skipped = _batch_write(items)
+            # The acknowledgement: only now, after commit. Trim by count, not DEL, so a
+            # drain that lost its lock can never drop a batch claimed after its own.
+            client.ltrim(EVENT_PROCESSING_KEY, len(items), -1)
+            inserted += batch_inserted
+            skipped += batch_skipped
+            received += len(items)
+            lock.reacquire()
+            if len(items) < batch_size and not recovered:
+                break
+    except redis.exceptions.LockError:
+        logger.warning("token events: drain lock lost, stopping; the next run continues")
+    except redis.RedisError as exc:
+        logger.warning("token events: Redis error, stopping; the next run continues (%s)", exc)
+    finally:
+        # Expired or Redis gone: the TTL frees it anyway.
+        with contextlib.suppress(redis.RedisError):
+            lock.release()
+    if received:
+        logger.info(
+            "token events: %d received, %d inserted, %d already present, %d malformed, %.2f s",
+            received,
+            inserted,
+            received - inserted - skipped,
+            skipped,
+            time.monotonic() - started,
+        )
+    return inserted
+
+
+def _batch_claim(client, batch_size: int) -> tuple[list[bytes], bool]:
+    """The batch to write: what a killed run left in the processing list, else a new one."""
+    leftover = client.lrange(EVENT_PROCESSING_KEY, 0, -1)
+    if leftover:
+        return leftover, True
+    items = client.eval(_MOVE_BATCH_LUA, 2, EVENT_BUFFER_KEY, EVENT_PROCESSING_KEY, batch_size)
+    return items, False
+
+
+def _rows_parse(items: list[bytes]) -> tuple[list[tuple], int]:
+    """Valid rows, unique by id, and the number of malformed items (logged, dropped)."""
+    rows: dict[uuid.UUID, tuple] = {}
+    skipped = 0
+    for item in items:
+        try:
+            event = json.loads(item)
+            if not isinstance(event, dict):
+                raise TypeError("not a JSON object")
+            row = token_event_row(event)
+        except (ValueError, KeyError, TypeError, OverflowError, OSError) as exc:
+            skipped += 1
+            logger.error("token events: skipping malformed item %.200r (%s)", item, exc)
+            continue
+        rows.setdefault(row[0], row)
+    return list(rows.values()), skipped
+
+
+def _batch_write(items: list[bytes]) -> tuple[int, int]:
+    """Insert one batch and update last_used in one transaction; (inserted, malformed)."""
+    rows, skipped = _rows_parse(items)
+    if not rows:
+        return 0, skipped
+    # durable: refuses to run nested, where "committed" would not mean committed.
+    with transaction.atomic(durable=True):
+        if connection.vendor == "postgresql":
+            inserted = _rows_copy(rows)
+            _last_used_update_sql()
+        else:
+            inserted = _rows_bulk_create(rows)
+            _last_used_update_orm(rows)
+    return inserted, skipped
+
+
+_STAGE_TABLE = "keyward_token_event_batch"
+_COLUMN_LIST = ", ".join(COLUMNS)
+
+
+def _rows_copy(rows: list[tuple]) -> int:
+    """PostgreSQL: COPY into a temporary table, then insert what is not there yet."""
+    table = TokenEvent._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"CREATE TEMPORARY TABLE {_STAGE_TABLE} (LIKE {table}) ON COMMIT DROP"  # noqa: S608
+        )
+        with cursor.copy(f"COPY {_STAGE_TABLE} ({_COLUMN_LIST}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        cursor.execute(
+            f"INSERT INTO {table} ({_COLUMN_LIST}) "  # noqa: S608
+            f"SELECT {_COLUMN_LIST} FROM {_STAGE_TABLE} ON CONFLICT (id) DO NOTHING"
+        )
+        return cursor.rowcount
+
+
+def _last_used_update_sql() -> None:
+    """PostgreSQL: last_used of secrets and clients from the staged batch, two statements.
+
+    Secrets: any successful request the secret authenticated. Clients: successful token
+    requests only (Client.last_used_at is "last successful token"). Only ever forward, so
+    re-ingesting a batch or ingesting batches out of order is harmless.
+    """
+    secret_table = ClientSecret._meta.db_table
+    client_table = Client._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            UPDATE {secret_table} AS s
+            SET last_used_at = b.occurred_at, last_used_ip = b.source_ip
+            FROM (
+                SELECT DISTINCT ON (secret_id) secret_id, occurred_at, source_ip
+                FROM {_STAGE_TABLE}
+                WHERE outcome = 'success' AND secret_id IS NOT NULL
+                ORDER BY secret_id, occurred_at DESC
+            ) AS b
+            WHERE s.id = b.secret_id
+              AND (s.last_used_at IS NULL OR s.last_used_at < b.occurred_at)
+            """  # noqa: S608
+        )
+        cursor.execute(
+            f"""
+            UPDATE {client_table} AS c
+            SET last_used_at = b.occurred_at
+            FROM (
+                SELECT client_id, max(occurred_at) AS occurred_at
+                FROM {_STAGE_TABLE}
+                WHERE outcome = 'success' AND endpoint = 'token' AND client_known
+                GROUP BY client_id
+            ) AS b
+            WHERE c.client_id = b.client_id
+              AND (c.last_used_at IS NULL OR c.last_used_at < b.occurred_at)
+            """  # noqa: S608
+        )
+
+
+def _rows_bulk_create(rows: list[tuple]) -> int:
+    """Other databases (SQLite in development): bulk_create, ignoring ids already stored."""
+    ids = [row[0] for row in rows]
+    present = set(TokenEvent.objects.filter(id__in=ids).values_list("id", flat=True))
+    new = [
+        TokenEvent(**dict(zip(COLUMNS, row, strict=True))) for row in rows if row[0] not in present
+    ]
+    TokenEvent.objects.bulk_create(new, ignore_conflicts=True, batch_size=500)
+    return len(new)
+
+
+def _last_used_update_orm(rows: list[tuple]) -> None:
+    """Same rules as _last_used_update_sql, one conditional UPDATE per distinct secret and
+    client of the batch (not per event)."""
+    secrets: dict[int, tuple[datetime, str | None]] = {}
+    clients: dict[str, datetime] = {}
+    for row in rows:
+        event = dict(zip(COLUMNS, row, strict=True))
+        if event["outcome"] != TokenEvent.Outcome.SUCCESS:
+            continue
+        at = event["occurred_at"]
+        sid = event["secret_id"]
+        if sid is not None and (sid not in secrets or secrets[sid][0] < at):
+            secrets[sid] = (at, event["source_ip"])
+        if event["endpoint"] == TokenEvent.Endpoint.TOKEN and event["client_known"]:
+            cid = event["client_id"]
+            if cid not in clients or clients[cid] < at:
+                clients[cid] = at
+    for sid, (at, ip) in secrets.items():
+        ClientSecret.objects.filter(
+            Q(last_used_at__isnull=True) | Q(last_used_at__lt=at), pk=sid
+        ).update(last_used_at=at, last_used_ip=ip)
+    for cid, at in clients.items():
+        Client.objects.filter(
+            Q(last_used_at__isnull=True) | Q(last_used_at__lt=at), client_id=cid
+        ).update(last_used_at=at)

@@ -1,0 +1,183 @@
+"""The event pipeline end to end: a real Celery worker process on Redis drains the buffer
+into the pytest PostgreSQL database, including a worker killed mid-batch."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from django.conf import settings as django_settings
+
+from audit.ingest import (
+    DRAIN_LOCK_SECONDS,
+    EVENT_BUFFER_KEY,
+    EVENT_PROCESSING_KEY,
+    event_buffer_redis,
+)
+from audit.models import TokenEvent
+from audit.tasks import ingest_token_events
+
+from .test_ingest import make_event
+
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+
+PROJECT_DIR = Path(django_settings.BASE_DIR)
+
+
+def database_url() -> str:
+    """The URL of the test database pytest-django created, for the worker process."""
+    db = django_settings.DATABASES["default"]
+    credentials = quote(db["USER"] or "")
+    if db.get("PASSWORD"):
+        credentials += ":" + quote(db["PASSWORD"])
+    host = db.get("HOST") or "127.0.0.1"
+    port = db.get("PORT") or 5432
+    return f"postgres://{credentials}@{host}:{port}/{db['NAME']}"
+
+
+class Worker:
+    """A `celery worker` subprocess in its own process group, logging to a file."""
+
+    def __init__(self, log_dir: Path):
+        self.log_path = log_dir / f"worker-{uuid.uuid4().hex[:8]}.log"
+        env = os.environ | {
+            "DATABASE_URL": database_url(),
+            "REDIS_URL": django_settings.REDIS_URL,
+            "DJANGO_SETTINGS_MODULE": "dashboard.settings",
+            "CELERY_TASK_ALWAYS_EAGER": "",
+        }
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "dashboard",
+                    "worker",
+                    "--pool=solo",
+                    "--loglevel=INFO",
+                    "--without-gossip",
+                    "--without-mingle",
+                    "-n",
+                    f"ingest-test-{uuid.uuid4().hex[:8]}@%h",
+                ],
+                cwd=PROJECT_DIR,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.wait_ready()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while " ready." not in self.log():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.kill()
+                pytest.fail(f"worker did not start:\n{self.log()}")
+            time.sleep(0.05)
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def buffer(settings):
+    if not settings.USE_REDIS or settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+        pytest.skip("needs REDIS_URL and PostgreSQL")
+    redis = event_buffer_redis()
+    redis.delete(EVENT_BUFFER_KEY, EVENT_PROCESSING_KEY, "celery")
+    yield redis
+    redis.delete(EVENT_BUFFER_KEY, EVENT_PROCESSING_KEY)
+
+
+@pytest.fixture
+def start_worker(buffer, tmp_path):
+    workers: list[Worker] = []
+
+    def start() -> Worker:
+        workers.append(Worker(tmp_path))
+        return workers[-1]
+
+    yield start
+    for worker in workers:
+        worker.kill()
+
+
+def push_events(redis, count: int) -> set[uuid.UUID]:
+    events = [make_event() for _ in range(count)]
+    for start in range(0, count, 10_000):
+        redis.rpush(EVENT_BUFFER_KEY, *[json.dumps(e) for e in events[start : start + 10_000]])
+    return {uuid.UUID(event["id"]) for event in events}
+
+
+def wait_for_rows(expected: int, timeout: float, nudge_every: float | None = None) -> float:
+    """Seconds until TokenEvent holds `expected` rows; optionally re-sends the task (as beat
+    would) while waiting."""
+    started = last_nudge = time.monotonic()
+    while TokenEvent.objects.count() < expected:
+        now = time.monotonic()
+        if now - started > timeout:
+            pytest.fail(f"{TokenEvent.objects.count()} of {expected} rows after {timeout} s")
+        if nudge_every and now - last_nudge > nudge_every:
+            ingest_token_events.delay()
+            last_nudge = now
+        time.sleep(0.05)
+    return time.monotonic() - started
+
+
+class TestEventPipelineWorker:
+    def test_it_moves_5000_events_into_the_table_within_10_seconds(self, buffer, start_worker):
+        start_worker()
+        ids = push_events(buffer, 5_000)
+        ingest_token_events.delay()
+        elapsed = wait_for_rows(5_000, timeout=10)
+        assert set(TokenEvent.objects.values_list("id", flat=True)) == ids
+        assert buffer.llen(EVENT_BUFFER_KEY) == 0
+        print(f"5,000 events in the table {elapsed:.2f} s after the task was sent")
+
+    def test_it_loses_and_duplicates_nothing_when_the_worker_is_killed_mid_batch(
+        self, buffer, start_worker
+    ):
+        ids = push_events(buffer, 100_000)
+        first = start_worker()
+        ingest_token_events.delay()
+        # Kill once at least one batch committed while another is claimed but unacknowledged.
+        deadline = time.monotonic() + 30
+        while not (TokenEvent.objects.exists() and buffer.llen(EVENT_PROCESSING_KEY)):
+            assert time.monotonic() < deadline, first.log()
+            time.sleep(0.005)
+        first.kill()
+        rows_at_kill = TokenEvent.objects.count()
+        in_flight = buffer.llen(EVENT_PROCESSING_KEY)
+        assert 0 < rows_at_kill < len(ids)
+        assert in_flight > 0
+
+        start_worker()
+        # The dead worker's drain lock expires after DRAIN_LOCK_SECONDS; until then runs
+        # return at once, so keep sending the task as beat would.
+        ingest_token_events.delay()
+        wait_for_rows(len(ids), timeout=DRAIN_LOCK_SECONDS + 30, nudge_every=1)
+        assert TokenEvent.objects.count() == len(ids)
+        assert set(TokenEvent.objects.values_list("id", flat=True)) == ids
+        assert buffer.llen(EVENT_BUFFER_KEY) == 0
+        # The processing list is acknowledged only after commit; wait for the last ack.
+        deadline = time.monotonic() + 5
+        while buffer.llen(EVENT_PROCESSING_KEY) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert buffer.llen(EVENT_PROCESSING_KEY) == 0
+        print(f"killed with {rows_at_kill} rows written and {in_flight} events in flight")
