@@ -1,13 +1,22 @@
 from __future__ import annotations
 
+from django.contrib import messages
+from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
 from django.db import connection
+from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
 
+from audit.models import AdminAction
+from audit.services import Actor
 from clients.models import Client, ClientSecret, Scope, ScopeGrant
 
-from .roles import Role, role_required
+from . import services
+from .forms import ROLE_CHOICES, UserActiveForm, UserCreateForm, UserRoleForm
+from .roles import ROLE_BY_GROUP, Role, role_required
 
 
 @require_GET
@@ -17,23 +26,137 @@ def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok"})
 
 
+def _clients_per_environment() -> list[dict]:
+    counted = dict(
+        Client.objects.values_list("environment").annotate(n=Count("id")).order_by("environment")
+    )
+    return [
+        {"value": value, "label": label, "count": counted.get(value, 0)}
+        for value, label in Client.Environment.choices
+    ]
+
+
 @require_GET
 @role_required(Role.VIEWER)
 def overview(request: HttpRequest) -> HttpResponse:
     counts = {
         "clients": Client.objects.count(),
         "active_clients": Client.objects.active().count(),
+        "disabled_clients": Client.objects.filter(status=Client.Status.DISABLED).count(),
         "scopes": Scope.objects.count(),
         "grants": ScopeGrant.objects.count(),
         "secrets": ClientSecret.objects.filter(revoked_at__isnull=True).count(),
     }
-    return render(request, "dashboard/overview.html", {"counts": counts})
+    context = {
+        "counts": counts,
+        "environments": _clients_per_environment(),
+        "recent": AdminAction.objects.all()[:10],
+    }
+    return render(request, "dashboard/overview.html", context)
+
+
+def _user_or_404(username: str) -> User:
+    return get_object_or_404(User.objects.prefetch_related("groups"), username=username)
+
+
+def _annotate_role(user: User) -> User:
+    # Reads the prefetched groups, so the list costs two queries whatever its length.
+    roles = [ROLE_BY_GROUP[g.name] for g in user.groups.all() if g.name in ROLE_BY_GROUP]
+    user.role_label = max(roles).label if roles else None
+    return user
+
+
+def _users_page(request: HttpRequest, form: UserCreateForm, status: int = 200) -> HttpResponse:
+    users = User.objects.order_by("username").prefetch_related("groups")
+    users = [_annotate_role(user) for user in users]
+    context = {"users": users, "form": form, "role_choices": ROLE_CHOICES}
+    return render(request, "dashboard/users.html", context, status=status)
 
 
 @require_GET
 @role_required(Role.ADMIN)
 def user_list(request: HttpRequest) -> HttpResponse:
-    raise NotImplementedError
+    return _users_page(request, UserCreateForm())
+
+
+@require_POST
+@role_required(Role.ADMIN)
+@never_cache
+def user_create(request: HttpRequest) -> HttpResponse:
+    form = UserCreateForm(request.POST)
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            user = services.user_create(
+                actor=Actor.from_request(request),
+                username=data["username"],
+                email=data["email"],
+                role=data["role"],
+                password=data["password"],
+            )
+        except ValidationError as error:
+            # A race on the username, or a rule the form did not check.
+            form.add_error(None, error)
+        else:
+            # Rendered, not redirected: a generated password must never land in a URL,
+            # a session or a later page.
+            context = {
+                "account": user,
+                "role_label": data["role"],
+                "password": data["password"] if data["password_generated"] else None,
+            }
+            return render(request, "dashboard/user_created.html", context)
+    return _users_page(request, form, status=400)
+
+
+def _row_response(request: HttpRequest, user: User, error: str | None) -> HttpResponse:
+    """htmx gets the user's row back (with the error inline); a plain form post a redirect."""
+    if request.htmx:
+        context = {
+            "account": _annotate_role(user),
+            "row_error": error,
+            "role_choices": ROLE_CHOICES,
+        }
+        return render(request, "dashboard/users.html#user-row", context)
+    if error:
+        messages.error(request, error)
+    return redirect("dashboard:users")
+
+
+@require_POST
+@role_required(Role.ADMIN)
+def user_set_role(request: HttpRequest, username: str) -> HttpResponse:
+    user = _user_or_404(username)
+    form = UserRoleForm(request.POST)
+    if not form.is_valid():
+        return _row_response(request, user, "Pick one of viewer, operator or admin.")
+    try:
+        services.user_set_role(
+            actor=Actor.from_request(request), user=user, role=form.cleaned_data["role"]
+        )
+    except services.UserChangeRefused as refused:
+        return _row_response(request, user, str(refused))
+    if not request.htmx:
+        messages.success(request, f"{user.username} is now {form.cleaned_data['role']}.")
+    return _row_response(request, user, None)
+
+
+@require_POST
+@role_required(Role.ADMIN)
+def user_set_active(request: HttpRequest, username: str) -> HttpResponse:
+    user = _user_or_404(username)
+    form = UserActiveForm(request.POST)
+    if not form.is_valid():
+        return _row_response(request, user, "Unknown state.")
+    active = form.cleaned_data["active"]
+    try:
+        services.user_set_active(actor=Actor.from_request(request), user=user, active=active)
+    except services.UserChangeRefused as refused:
+        return _row_response(request, user, str(refused))
+    if not request.htmx:
+        state = "reactivated" if active else "deactivated"
+        messages.success(request, f"{user.username} {state}.")
+    return _row_response(request, user, None)
 
 
 def permission_denied(request: HttpRequest, exception=None) -> HttpResponse:
