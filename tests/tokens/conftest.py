@@ -1,0 +1,101 @@
+"""Token-service fixtures: per-process caches reset per test, a client with scopes, helpers."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+import redis
+from django.conf import settings
+from django.test import Client as HttpClient
+
+from audit.ingest import EVENT_BUFFER_KEY
+from tokens import sink
+from tokens.client_cache import client_cache_clear
+from tokens.keys import key_ring_reset
+
+TOKEN_URL = "/token-srv/token"
+INTROSPECT_URL = "/token-srv/introspect"
+REVOKE_URL = "/token-srv/revoke"
+FORM = "application/x-www-form-urlencoded"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_token_service():
+    # Each test's transaction is rolled back, so cached keys and clients must go too.
+    key_ring_reset()
+    client_cache_clear()
+    sink.sink_reset()
+    yield
+    key_ring_reset()
+    client_cache_clear()
+    sink.sink_reset()
+
+
+@pytest.fixture
+def redis_client():
+    return redis.Redis.from_url(settings.REDIS_URL)
+
+
+@pytest.fixture
+def events(redis_client):
+    """Reads the token events pushed to the Redis buffer so far."""
+
+    def read() -> list[dict]:
+        return [json.loads(raw) for raw in redis_client.lrange(EVENT_BUFFER_KEY, 0, -1)]
+
+    redis_client.delete(EVENT_BUFFER_KEY)
+    return read
+
+
+@pytest.fixture
+def scopes(make_scope):
+    return [make_scope("orders:read"), make_scope("orders:write"), make_scope("billing:read")]
+
+
+@pytest.fixture
+def registered(make_client, scopes):
+    """(client, secret) holding orders:read and orders:write."""
+    return make_client("svc", scopes=scopes[:2])
+
+
+def basic(client_id: str, secret: str) -> str:
+    return "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+
+
+@pytest.fixture
+def http() -> HttpClient:
+    return HttpClient(REMOTE_ADDR="127.0.0.1")
+
+
+@pytest.fixture
+def post_form(http):
+    def post(url: str, data: dict | str | bytes = "", **extra):
+        body = data if isinstance(data, str | bytes) else _encode(data)
+        return http.post(url, body, content_type=extra.pop("content_type", FORM), **extra)
+
+    return post
+
+
+def _encode(data: dict) -> str:
+    from urllib.parse import urlencode
+
+    return urlencode(data)
+
+
+@pytest.fixture
+def get_token(post_form, registered):
+    """Fetch a token for `registered` (or the given credentials); returns the JSON body."""
+
+    def fetch(client_id: str | None = None, secret: str | None = None, **form):
+        client, plain = registered
+        response = post_form(
+            TOKEN_URL,
+            {"grant_type": "client_credentials", **form},
+            HTTP_AUTHORIZATION=basic(client_id or client.client_id, secret or plain),
+        )
+        assert response.status_code == 200, response.content
+        return response.json()
+
+    return fetch

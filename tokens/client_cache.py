@@ -1,0 +1,160 @@
+"""Per-process cache of client records for the token service.
+
+An entry lives at most KEYWARD_CLIENT_CACHE_SECONDS (0.9 s), so a disabled client or a
+revoked secret takes effect in every worker within a second without cross-process
+messaging; in the process that made the change, the `client_changed` signal drops the
+entry at once. Unknown client_ids are cached too, so guessing costs no query each time.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+
+from clients.models import Client, ClientSecret
+
+# Bounded: a flood of random client_ids must not grow memory without limit.
+MAX_ENTRIES = 10_000
+# Longer than any client_id we issue; such values are unknown without asking the database.
+MAX_CLIENT_ID_LENGTH = 64
+
+
+@dataclass(frozen=True, slots=True)
+class SecretRecord:
+    secret_id: int
+    secret_hash: str
+    expires_at: float | None  # epoch seconds
+    revoked_at: float | None
+
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None
+
+    def is_expired(self, now: float) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
+
+
+@dataclass(frozen=True, slots=True)
+class ClientRecord:
+    """What the token service needs to know about a client, frozen at lookup time."""
+
+    client_id: str
+    pk: int
+    status: str
+    lifetime: int
+    audiences: tuple[str, ...]
+    networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+    scopes: frozenset[str]
+    can_introspect: bool
+    secrets: tuple[SecretRecord, ...]
+
+    def is_active(self) -> bool:
+        return self.status == Client.Status.ACTIVE
+
+    def ip_allowed(self, ip: str | None) -> bool:
+        if not self.networks:
+            return True
+        if ip is None:
+            return False
+        try:
+            address = ipaddress.ip_address(ip)
+        except ValueError:
+            return False
+        return any(address in network for network in self.networks)
+
+    def audience_claim(self) -> str | list[str]:
+        """`aud` (RFC 9068 §3): a single string when there is one audience."""
+        audiences = self.audiences or (settings.KEYWARD_DEFAULT_AUDIENCE,)
+        return audiences[0] if len(audiences) == 1 else list(audiences)
+
+    # authlib's grant asks the client these (authlib.oauth2.rfc6749.ClientMixin).
+    def get_client_id(self) -> str:
+        return self.client_id
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        return grant_type == "client_credentials"
+
+
+_entries: dict[str, tuple[float, ClientRecord | None]] = {}
+
+
+def _epoch(value: datetime | None) -> float | None:
+    return value.timestamp() if value is not None else None
+
+
+def _networks(values: list) -> tuple:
+    networks = []
+    for value in values or []:
+        try:
+            networks.append(ipaddress.ip_network(str(value), strict=False))
+        except ValueError:
+            continue  # validated on save; a bad row must not break the endpoint
+    return tuple(networks)
+
+
+def client_record_load(client_id: str) -> ClientRecord | None:
+    """Two queries: the client joined with its scope names, then its secrets."""
+    rows = list(
+        Client.objects.filter(client_id=client_id).values_list(
+            "pk",
+            "status",
+            "access_token_lifetime",
+            "audiences",
+            "allowed_networks",
+            "can_introspect",
+            "grants__scope__name",
+        )
+    )
+    if not rows:
+        return None
+    pk, status, lifetime, audiences, networks, can_introspect, _scope = rows[0]
+    secrets = ClientSecret.objects.filter(client_id=pk).values_list(
+        "pk", "secret_hash", "expires_at", "revoked_at"
+    )
+    return ClientRecord(
+        client_id=client_id,
+        pk=pk,
+        status=status,
+        lifetime=lifetime,
+        audiences=tuple(str(aud) for aud in audiences or ()),
+        networks=_networks(networks),
+        scopes=frozenset(row[6] for row in rows if row[6]),
+        can_introspect=can_introspect,
+        secrets=tuple(
+            SecretRecord(secret_id, secret_hash, _epoch(expires), _epoch(revoked))
+            for secret_id, secret_hash, expires, revoked in secrets
+        ),
+    )
+
+
+def client_lookup(client_id: str) -> ClientRecord | None:
+    if not client_id or len(client_id) > MAX_CLIENT_ID_LENGTH:
+        return None
+    now = time.monotonic()
+    entry = _entries.get(client_id)
+    if entry is not None and entry[0] > now:
+        return entry[1]
+    record = client_record_load(client_id)
+    if len(_entries) >= MAX_ENTRIES:
+        _evict(now)
+    _entries[client_id] = (now + settings.KEYWARD_CLIENT_CACHE_SECONDS, record)
+    return record
+
+
+def _evict(now: float) -> None:
+    for key in [key for key, (expires, _record) in _entries.items() if expires <= now]:
+        _entries.pop(key, None)
+    if len(_entries) >= MAX_ENTRIES:
+        _entries.clear()
+
+
+def client_cache_drop(sender: str, **kwargs) -> None:
+    """Receiver of clients.signals.client_changed (sender is the client_id)."""
+    _entries.pop(sender, None)
+
+
+def client_cache_clear() -> None:
+    _entries.clear()
