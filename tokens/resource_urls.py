@@ -1,3 +1,9 @@
 from __future__ import annotations
 
-urlpatterns: list = []
+from django.urls import path
+
+from . import resource_views
+
+urlpatterns = [
+    path("protected-resource", resource_views.protected_resource, name="protected-resource"),
+]

@@ -1,0 +1,470 @@
+"""Resource-server kit: protect the views of your own Django service with Keyward tokens.
+
+Copy this file into your project (it needs Django and joserfc, nothing else), then::
+
+    from .resource import require_scopes
+
+    @require_scopes("orders:read")
+    def order_list(request):
+        client_id = request.access_token_claims["client_id"]
+        ...
+
+Offline mode (the default) verifies the JWT access token (RFC 9068) against the issuer's
+JWKS, fetched over HTTP and cached in-process; introspection mode asks the issuer
+(RFC 7662) and caches the answer. Failures are answered as RFC 6750 §3 says. Defaults come
+from settings: KEYWARD_ISSUER, KEYWARD_DEFAULT_AUDIENCE, and for introspection
+KEYWARD_INTROSPECTION_CLIENT_ID / KEYWARD_INTROSPECTION_CLIENT_SECRET. See docs/events.md.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import http.client
+import json
+import logging
+import math
+import re
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import warnings
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from joserfc import jwt
+from joserfc.errors import JoseError, SecurityWarning
+from joserfc.jwk import KeySet
+
+logger = logging.getLogger(__name__)
+
+# What the token service can sign with; never "none", never HMAC (no shared secrets).
+DEFAULT_ALGORITHMS = ("RS256", "ES256", "EdDSA", "Ed25519")
+# Clock skew tolerated on exp, nbf and iat.
+DEFAULT_LEEWAY_SECONDS = 30
+# An unknown kid triggers a JWKS refetch at most this often (a forged kid must not turn
+# every request into a fetch).
+JWKS_MIN_REFETCH_SECONDS = 60
+# Even with only known kids, the JWKS is refetched this often, so removed keys stop working.
+JWKS_MAX_AGE_SECONDS = 300
+# After a failed JWKS fetch (issuer down), the next attempt waits this long.
+JWKS_RETRY_SECONDS = 5
+# Introspection answers are cached at most this long (and never past the token's exp).
+INTROSPECTION_CACHE_SECONDS = 60
+INTROSPECTION_CACHE_SIZE = 10_000
+HTTP_TIMEOUT_SECONDS = 5
+MAX_TOKEN_LENGTH = 8192
+MAX_RESPONSE_BYTES = 1 << 20
+ACCESS_TOKEN_TYPES = {"at+jwt", "application/at+jwt"}  # RFC 9068 §4
+
+# The wall clock; a module attribute so tests can move it.
+clock = time.time
+
+# The token service may sign with EdDSA; joserfc warns on every use of that name (RFC 9864).
+warnings.filterwarnings("ignore", message="EdDSA is deprecated", category=SecurityWarning)
+
+
+class BearerError(Exception):
+    """A failed check, answered per RFC 6750 §3 (or 503 when the issuer is unreachable)."""
+
+    def __init__(self, status: int, error: str | None, description: str, scope: str = ""):
+        super().__init__(description)
+        self.status = status
+        self.error = error
+        self.description = description
+        self.scope = scope
+
+    def response(self, realm: str) -> HttpResponse:
+        params = [f'realm="{_quotable(realm)}"']
+        if self.error and self.status in (400, 401, 403):
+            params.append(f'error="{self.error}"')
+            params.append(f'error_description="{_quotable(self.description)}"')
+        if self.scope:
+            params.append(f'scope="{_quotable(self.scope)}"')
+        response = JsonResponse(
+            {"error": self.error or "unauthorized", "error_description": self.description},
+            status=self.status,
+        )
+        if self.status == 503:
+            response["Retry-After"] = "5"
+        else:
+            response["WWW-Authenticate"] = "Bearer " + ", ".join(params)
+        response["Cache-Control"] = "no-store"
+        return response
+
+
+def _quotable(text: str) -> str:
+    # RFC 6750 §3: no '"' or '\' and only printable ASCII inside the quoted values.
+    return re.sub(r"[^\x20-\x21\x23-\x5b\x5d-\x7e]", "?", text)[:200]
+
+
+def _invalid(description: str) -> BearerError:
+    return BearerError(401, "invalid_token", description)
+
+
+def _unavailable(description: str) -> BearerError:
+    return BearerError(503, "temporarily_unavailable", description)
+
+
+def bearer_token(request: HttpRequest) -> str:
+    """The token of `Authorization: Bearer <token>` (RFC 6750 §2.1, the only method we take)."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if not header or scheme.lower() != "bearer":
+        # No credentials at all: a bare challenge without error code (RFC 6750 §3.1).
+        raise BearerError(401, None, "A Bearer access token is required.")
+    token = token.strip()
+    if not re.fullmatch(r"[A-Za-z0-9\-._~+/]+=*", token):
+        raise BearerError(400, "invalid_request", "Malformed Authorization header.")
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise _invalid("The access token is too long.")
+    return token
+
+
+def _http(url: str, data: bytes | None = None, headers: dict | None = None) -> dict:
+    """GET (or POST `data`) and parse a JSON object; raises OSError or ValueError."""
+    if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+        raise ValueError(f"not an http(s) URL: {url}")
+    request = urllib.request.Request(  # noqa: S310 (scheme checked above)
+        url, data=data, headers={"Accept": "application/json", **(headers or {})}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_SECONDS) as response:  # noqa: S310
+            body = json.loads(response.read(MAX_RESPONSE_BYTES))
+    except http.client.HTTPException as exc:  # e.g. IncompleteRead, which is not an OSError
+        raise OSError(str(exc)) from exc
+    if not isinstance(body, dict):
+        raise ValueError("expected a JSON object")
+    return body
+
+
+class JWKSCache:
+    """The issuer's public keys by kid. Fetched on first use and again after max_age; on an
+    unknown kid refetched at most once per min_refetch seconds; after a failed fetch
+    retried no sooner than retry_after seconds, serving the keys it has. Thread-safe."""
+
+    def __init__(
+        self,
+        fetch: Callable[[], dict],
+        *,
+        min_refetch: float = JWKS_MIN_REFETCH_SECONDS,
+        max_age: float = JWKS_MAX_AGE_SECONDS,
+        retry_after: float = JWKS_RETRY_SECONDS,
+    ):
+        self.fetch = fetch
+        self.min_refetch = min_refetch
+        self.max_age = max_age
+        self.retry_after = retry_after
+        self.fetched_at: float | None = None
+        self.attempted_at: float | None = None
+        self.keys: dict = {}
+        self._lock = threading.Lock()
+
+    def key(self, kid: str):
+        with self._lock:
+            now = clock()
+            since_attempt = math.inf if self.attempted_at is None else now - self.attempted_at
+            stale = self.fetched_at is None or now - self.fetched_at >= self.max_age
+            if (stale and since_attempt >= self.retry_after) or (
+                kid not in self.keys and since_attempt >= self.min_refetch
+            ):
+                self._refresh(now)
+            if self.fetched_at is None:
+                raise _unavailable("The issuer's keys are unavailable.")
+            return self.keys.get(kid)
+
+    def _refresh(self, now: float) -> None:
+        self.attempted_at = now
+        try:
+            document = self.fetch()
+            jwks = document["keys"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            logger.warning("resource kit: JWKS fetch failed (%s)", exc)
+            return
+        keys = {}
+        for jwk in jwks if isinstance(jwks, list) else []:
+            try:
+                keys[jwk["kid"]] = KeySet.import_key_set({"keys": [jwk]}).keys[0]
+            except (JoseError, KeyError, TypeError, ValueError) as exc:
+                logger.warning("resource kit: ignoring unusable JWK %.100r (%s)", jwk, exc)
+        self.keys = keys
+        self.fetched_at = now
+
+
+_jwks_caches: dict = {}
+_jwks_caches_lock = threading.Lock()
+
+
+def jwks_cache_for(source, min_refetch: float = JWKS_MIN_REFETCH_SECONDS) -> JWKSCache:
+    """One cache per JWKS URL or provider callable, shared by every decorated view."""
+    with _jwks_caches_lock:
+        cache = _jwks_caches.get(source)
+        if cache is None:
+            fetch = source if callable(source) else functools.partial(_http, source)
+            cache = _jwks_caches[source] = JWKSCache(fetch, min_refetch=min_refetch)
+        return cache
+
+
+def _segment_json(segment: str) -> dict:
+    value = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    if not isinstance(value, dict):
+        raise ValueError("not a JSON object")
+    return value
+
+
+class OfflineValidator:
+    """Verifies a JWT access token against the JWKS and checks its claims (RFC 9068 §4)."""
+
+    def __init__(self, *, issuer: str, audience: str, jwks: JWKSCache, algorithms, leeway):
+        self.issuer = issuer
+        self.audience = audience
+        self.jwks = jwks
+        self.algorithms = tuple(algorithms)
+        self.leeway = leeway
+
+    def validate(self, token: str) -> dict:
+        if token.count(".") != 2:
+            raise _invalid("The access token is not a signed JWT.")
+        try:
+            header = _segment_json(token.split(".")[0])
+        except ValueError as exc:  # Also bad base64 and bad UTF-8.
+            raise _invalid("The access token is not a JWT.") from exc
+        if str(header.get("typ", "")).lower() not in ACCESS_TOKEN_TYPES:
+            raise _invalid("The token is not a JWT access token (typ must be at+jwt).")
+        alg = header.get("alg")
+        if alg not in self.algorithms:
+            raise _invalid(f"Signing algorithm {str(alg)[:20]} is not accepted.")
+        kid = header.get("kid")
+        key = self.jwks.key(kid) if isinstance(kid, str) else None
+        if key is None:
+            raise _invalid("The token was signed with an unknown key.")
+        if key.get("alg") not in (None, alg):
+            raise _invalid("The token's algorithm does not match its key.")
+        try:
+            claims = jwt.decode(token, key, algorithms=[alg]).claims
+        except (JoseError, ValueError, TypeError) as exc:
+            raise _invalid("The access token signature is invalid.") from exc
+        self.check_claims(claims)
+        return claims
+
+    def check_claims(self, claims: dict) -> None:
+        now = clock()
+        if claims.get("iss") != self.issuer:
+            raise _invalid("The token was issued by another issuer.")
+        audiences = claims.get("aud")
+        audiences = [audiences] if isinstance(audiences, str) else audiences
+        if not isinstance(audiences, list) or self.audience not in audiences:
+            raise _invalid("The token is not meant for this audience.")
+        exp, nbf, iat = claims.get("exp"), claims.get("nbf"), claims.get("iat")
+        if not _is_number(exp):
+            raise _invalid("The token has no expiry.")
+        if now >= exp + self.leeway:
+            raise _invalid("The access token expired.")
+        if nbf is not None and (not _is_number(nbf) or nbf > now + self.leeway):
+            raise _invalid("The access token is not valid yet.")
+        if iat is not None and (not _is_number(iat) or iat > now + self.leeway):
+            raise _invalid("The access token was issued in the future.")
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+class IntrospectionValidator:
+    """Asks the issuer's introspection endpoint (RFC 7662) and caches the answer by token
+    hash, for at most max_age seconds and never past the token's exp."""
+
+    def __init__(self, *, url: str, authorization: str, issuer: str, audience: str, max_age):
+        self.url = url
+        self.authorization = authorization
+        self.issuer = issuer
+        self.audience = audience
+        self.max_age = max_age
+        self.cache: OrderedDict[str, tuple[float, dict]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def validate(self, token: str) -> dict:
+        now = clock()
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        with self._lock:
+            cached = self.cache.get(digest)
+        if cached is not None and cached[0] > now:
+            answer = cached[1]
+        else:
+            answer = self._introspect(token)
+            self._remember(digest, answer, now)
+        if answer.get("active") is not True:
+            raise _invalid("The access token is not active.")
+        exp = answer.get("exp")
+        if _is_number(exp) and now >= exp:
+            raise _invalid("The access token expired.")
+        if "iss" in answer and answer["iss"] != self.issuer:
+            raise _invalid("The token was issued by another issuer.")
+        audiences = answer.get("aud")
+        audiences = [audiences] if isinstance(audiences, str) else audiences
+        if audiences is not None and self.audience not in (audiences or []):
+            raise _invalid("The token is not meant for this audience.")
+        return answer
+
+    def _introspect(self, token: str) -> dict:
+        body = urllib.parse.urlencode({"token": token, "token_type_hint": "access_token"})
+        try:
+            return _http(
+                self.url,
+                data=body.encode(),
+                headers={
+                    "Authorization": self.authorization,
+                    "Content-Type": "application/x-www-form-urlencoded",
+                },
+            )
+        except (OSError, ValueError) as exc:
+            # Includes HTTPError: a 401 here means *our* credentials are wrong, not the token.
+            logger.warning("resource kit: introspection failed (%s)", exc)
+            raise _unavailable("The token could not be checked; try again.") from exc
+
+    def _remember(self, digest: str, answer: dict, now: float) -> None:
+        ttl = self.max_age
+        exp = answer.get("exp")
+        if answer.get("active") is True and _is_number(exp):
+            ttl = min(ttl, exp - now)
+        if ttl <= 0:
+            return
+        with self._lock:
+            self.cache[digest] = (now + ttl, answer)
+            self.cache.move_to_end(digest)
+            while len(self.cache) > INTROSPECTION_CACHE_SIZE:
+                self.cache.popitem(last=False)
+
+
+def basic_authorization(client_id: str, client_secret: str) -> str:
+    """client_secret_basic (RFC 6749 §2.3.1: both parts form-urlencoded first)."""
+    pair = f"{urllib.parse.quote_plus(client_id)}:{urllib.parse.quote_plus(client_secret)}"
+    return "Basic " + base64.b64encode(pair.encode()).decode()
+
+
+def token_scopes(claims: dict) -> set[str]:
+    scope = claims.get("scope")
+    return set(scope.split()) if isinstance(scope, str) else set()
+
+
+def _setting(name: str, given):
+    value = given if given is not None else getattr(settings, name, None)
+    if not value:
+        raise ImproperlyConfigured(f"require_scopes needs {name} (setting or argument)")
+    return value
+
+
+def build_validator(
+    *,
+    mode: str,
+    issuer: str | None,
+    audience: str | None,
+    jwks_url: str | None,
+    jwks_provider: Callable[[], dict] | None,
+    jwks_min_refetch: float,
+    introspection_url: str | None,
+    introspection_auth,
+    algorithms: Iterable[str],
+    leeway: float,
+    introspection_cache_seconds: float,
+):
+    issuer = _setting("KEYWARD_ISSUER", issuer).rstrip("/")
+    audience = _setting("KEYWARD_DEFAULT_AUDIENCE", audience)
+    if mode == "offline":
+        source = jwks_provider or jwks_url or issuer + "/.well-known/jwks.json"
+        return OfflineValidator(
+            issuer=issuer,
+            audience=audience,
+            jwks=jwks_cache_for(source, jwks_min_refetch),
+            algorithms=algorithms,
+            leeway=leeway,
+        )
+    if mode == "introspect":
+        if introspection_auth is None:
+            introspection_auth = (
+                _setting("KEYWARD_INTROSPECTION_CLIENT_ID", None),
+                _setting("KEYWARD_INTROSPECTION_CLIENT_SECRET", None),
+            )
+        authorization = (
+            introspection_auth
+            if isinstance(introspection_auth, str)
+            else basic_authorization(*introspection_auth)
+        )
+        return IntrospectionValidator(
+            url=introspection_url or issuer + "/token-srv/introspect",
+            authorization=authorization,
+            issuer=issuer,
+            audience=audience,
+            max_age=introspection_cache_seconds,
+        )
+    raise ImproperlyConfigured(f"require_scopes mode must be offline or introspect, not {mode}")
+
+
+def require_scopes(
+    *scopes: str,
+    issuer: str | None = None,
+    audience: str | None = None,
+    jwks_url: str | None = None,
+    jwks_provider: Callable[[], dict] | None = None,
+    jwks_min_refetch: float = JWKS_MIN_REFETCH_SECONDS,
+    mode: str = "offline",
+    introspection_url: str | None = None,
+    introspection_auth: tuple[str, str] | str | None = None,
+    introspection_cache_seconds: float = INTROSPECTION_CACHE_SECONDS,
+    algorithms: Iterable[str] = DEFAULT_ALGORITHMS,
+    leeway: float = DEFAULT_LEEWAY_SECONDS,
+    realm: str = "api",
+):
+    """View decorator: the request must carry a valid access token holding every scope.
+
+    On success the view runs with `request.access_token_claims` (the JWT claims, or the
+    introspection answer). Otherwise, per RFC 6750 §3: no token → 401 with a bare
+    `WWW-Authenticate: Bearer realm=…`; malformed header → 400 invalid_request; bad,
+    expired or foreign token → 401 invalid_token; missing scope → 403 insufficient_scope.
+    `introspection_auth` is (client_id, client_secret) or a ready Authorization value.
+    """
+    required = " ".join(scopes)
+    options = dict(
+        mode=mode,
+        issuer=issuer,
+        audience=audience,
+        jwks_url=jwks_url,
+        jwks_provider=jwks_provider,
+        jwks_min_refetch=jwks_min_refetch,
+        introspection_url=introspection_url,
+        introspection_auth=introspection_auth,
+        algorithms=algorithms,
+        leeway=leeway,
+        introspection_cache_seconds=introspection_cache_seconds,
+    )
+
+    def decorator(view):
+        validator = None  # Built on first request, so settings are read after startup.
+
+        @functools.wraps(view)
+        def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            nonlocal validator
+            if validator is None:
+                validator = build_validator(**options)
+            try:
+                claims = validator.validate(bearer_token(request))
+                if not set(scopes) <= token_scopes(claims):
+                    raise BearerError(
+                        403, "insufficient_scope", "The token lacks a required scope.", required
+                    )
+            except BearerError as exc:
+                return exc.response(realm)
+            request.access_token_claims = claims
+            return view(request, *args, **kwargs)
+
+        # Bearer tokens are not ambient credentials, so CSRF does not apply.
+        wrapped.csrf_exempt = True
+        return wrapped
+
+    return decorator
