@@ -1,0 +1,164 @@
+"""manage.py seed_demo: demo users, scopes and clients for a local try-out. Idempotent.
+
+Everything is written through the services, so the demo's audit trail shows how the real
+one looks. Rows that already exist (matched by username, scope name or client name) are
+left alone, so it is safe to run at every start.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.core.management.base import BaseCommand, CommandError
+
+from audit.services import Actor
+from clients import services as client_services
+from clients.models import Client, Scope
+from dashboard import services
+
+DEMO_PASSWORD = "keyward-demo"  # noqa: S105 - a documented local demo login
+DEMO_USERS = (
+    ("admin", "admin"),
+    ("operator", "operator"),
+    ("viewer", "viewer"),
+)
+DEMO_SCOPES = (
+    # name, description, owning team, sensitive
+    ("orders:read", "Read orders and their line items", "commerce", False),
+    ("orders:write", "Create, update and cancel orders", "commerce", False),
+    ("payments:refund", "Issue refunds to customers", "payments", True),
+    ("inventory:read", "Read stock levels per warehouse", "logistics", False),
+    ("inventory:write", "Adjust stock levels", "logistics", False),
+    ("reports:export", "Export sales reports", "finance", False),
+)
+DEMO_CLIENTS = (
+    # name, environment, owner, scopes, description
+    (
+        "Checkout service",
+        "production",
+        "checkout@example.com",
+        ("orders:read", "orders:write", "inventory:read"),
+        "Places orders from the web shop.",
+    ),
+    (
+        "Refund worker",
+        "production",
+        "payments@example.com",
+        ("orders:read", "payments:refund"),
+        "Processes approved refund requests.",
+    ),
+    (
+        "Warehouse sync",
+        "staging",
+        "logistics@example.com",
+        ("inventory:read", "inventory:write"),
+        "Nightly stock sync from the warehouse system.",
+    ),
+    (
+        "Finance reports",
+        "staging",
+        "finance@example.com",
+        ("reports:export", "orders:read"),
+        "Monthly sales export.",
+    ),
+    (
+        "Local dev app",
+        "development",
+        "dev@example.com",
+        ("orders:read",),
+        "For trying the token endpoint from a laptop.",
+    ),
+)
+
+
+class Command(BaseCommand):
+    help = "Create demo users (admin/operator/viewer), scopes and clients. Safe to re-run."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument(
+            "--force", action="store_true", help="Run even with DEBUG off (never in production)."
+        )
+
+    def handle(self, *args, **options) -> None:
+        if not settings.DEBUG and not options["force"]:
+            raise CommandError(
+                "seed_demo creates users with a published password; it runs only with "
+                "DEBUG on. Use --force if you really mean it.",
+                returncode=2,
+            )
+        actor = Actor.cli()
+        self._users(actor)
+        self._scopes(actor)
+        secrets = self._clients(actor)
+        self._summary(secrets)
+
+    def _users(self, actor: Actor) -> None:
+        for username, role in DEMO_USERS:
+            if User.objects.filter(username=username).exists():
+                self.stdout.write(f"  user {username}: exists")
+                continue
+            services.user_create(
+                actor=actor,
+                username=username,
+                email=f"{username}@example.com",
+                role=role,
+                password=DEMO_PASSWORD,
+            )
+            self.stdout.write(f"  user {username}: created ({role})")
+
+    def _scopes(self, actor: Actor) -> None:
+        for name, description, team, sensitive in DEMO_SCOPES:
+            if Scope.objects.filter(name=name).exists():
+                self.stdout.write(f"  scope {name}: exists")
+                continue
+            client_services.scope_create(
+                actor=actor,
+                name=name,
+                description=description,
+                owning_team=team,
+                sensitive=sensitive,
+            )
+            self.stdout.write(f"  scope {name}: created")
+
+    def _clients(self, actor: Actor) -> list[tuple[Client, str]]:
+        """Register the missing demo clients; returns (client, plain secret) for each new one."""
+        created = []
+        for name, environment, owner, scope_names, description in DEMO_CLIENTS:
+            if Client.objects.filter(name=name).exists():
+                self.stdout.write(f"  client {name}: exists")
+                continue
+            client, secret = client_services.client_register(
+                actor=actor,
+                name=name,
+                environment=environment,
+                owner_email=owner,
+                description=description,
+                scopes=list(Scope.objects.filter(name__in=scope_names)),
+            )
+            created.append((client, secret))
+            self.stdout.write(f"  client {name}: registered ({environment})")
+        if created:
+            # One disabled client, so the dashboard shows both states.
+            warehouse = next((c for c, _ in created if c.name == "Warehouse sync"), None)
+            if warehouse is not None:
+                client_services.client_set_status(actor=actor, client=warehouse, status="disabled")
+                self.stdout.write("  client Warehouse sync: disabled")
+        return created
+
+    def _summary(self, secrets: list[tuple[Client, str]]) -> None:
+        if secrets:
+            self.stdout.write("")
+            self.stdout.write("Demo client secrets (shown only now; they are stored hashed):")
+            for client, secret in secrets:
+                self.stdout.write(f"  {client.name:<18} {client.client_id}  {secret}")
+            self.stdout.write(
+                f"Try: curl -u CLIENT_ID:SECRET -d grant_type=client_credentials "
+                f"-d scope=orders:read {settings.KEYWARD_ISSUER}/token-srv/token"
+            )
+        self.stdout.write("")
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Log in at http://127.0.0.1:8000/ as admin / {DEMO_PASSWORD} "
+                "(also operator, viewer)"
+            )
+        )

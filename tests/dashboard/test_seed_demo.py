@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+from io import StringIO
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from audit.models import AdminAction
+from clients.models import Client, Scope, ScopeGrant
+from clients.secrets import secret_matches
+from dashboard.management.commands.seed_demo import DEMO_PASSWORD
+from dashboard.roles import Role, user_role
+
+
+def seed(*args) -> str:
+    out = StringIO()
+    call_command("seed_demo", *args, stdout=out)
+    return out.getvalue()
+
+
+def table_sizes() -> tuple[int, ...]:
+    return tuple(model.objects.count() for model in (User, Scope, Client, ScopeGrant, AdminAction))
+
+
+class TestSeedDemo:
+    @pytest.fixture(autouse=True)
+    def _debug(self, settings):
+        settings.DEBUG = True
+
+    def test_it_creates_a_user_of_each_role_who_can_log_in(self, db, client):
+        output = seed()
+        for username, role in [
+            ("admin", Role.ADMIN),
+            ("operator", Role.OPERATOR),
+            ("viewer", Role.VIEWER),
+        ]:
+            user = User.objects.get(username=username)
+            assert user_role(user) == role and user.check_password(DEMO_PASSWORD)
+        assert (
+            "Log in at http://127.0.0.1:8000/ as admin / keyward-demo (also operator, viewer)"
+            in output
+        )
+        response = client.post("/login/", {"username": "admin", "password": DEMO_PASSWORD})
+        assert response.status_code == 302
+
+    def test_it_creates_scopes_and_clients_in_several_environments(self, db):
+        seed()
+        assert Scope.objects.get(name="payments:refund").sensitive
+        assert {"orders:read", "orders:write", "inventory:read", "reports:export"} <= set(
+            Scope.objects.values_list("name", flat=True)
+        )
+        assert 4 <= Client.objects.count() <= 6
+        assert set(Client.objects.values_list("environment", flat=True)) == {
+            "development",
+            "staging",
+            "production",
+        }
+        assert all(client.grants.exists() for client in Client.objects.all())
+        assert Client.objects.filter(status="disabled").exists()
+
+    def test_it_goes_through_the_services_so_the_trail_has_rows(self, db):
+        seed()
+        actions = set(AdminAction.objects.values_list("action", flat=True))
+        assert {"user.create", "scope.create", "client.register", "scope.grant"} <= actions
+        assert set(AdminAction.objects.values_list("actor_label", flat=True)) == {"cli"}
+
+    def test_it_prints_each_new_secret_once(self, db):
+        output = seed()
+        for client in Client.objects.all():
+            line = next(line for line in output.splitlines() if client.client_id in line)
+            secret = line.split()[-1]
+            assert secret_matches(secret, client.secrets.get().secret_hash)
+
+    def test_it_is_idempotent_and_prints_no_secret_again(self, db):
+        seed()
+        sizes = table_sizes()
+        output = seed()
+        assert table_sizes() == sizes
+        assert "kwsec_" not in output and "Demo client secrets" not in output
+        assert "exists" in output
+
+    def test_it_fills_in_only_what_is_missing(self, db):
+        seed()
+        Client.objects.get(name="Local dev app").delete()
+        output = seed()
+        assert Client.objects.filter(name="Local dev app").count() == 1
+        assert output.count("kwsec_") == 1 and "client Local dev app: registered" in output
+
+
+class TestSeedDemoOutsideDebug:
+    def test_it_refuses_without_force(self, db, settings):
+        settings.DEBUG = False
+        with pytest.raises(CommandError, match="DEBUG") as excinfo:
+            seed()
+        assert excinfo.value.returncode == 2
+        assert table_sizes() == (0, 0, 0, 0, 0)
+
+    def test_it_runs_with_force(self, db, settings):
+        settings.DEBUG = False
+        seed("--force")
+        assert User.objects.filter(username="admin").exists()
