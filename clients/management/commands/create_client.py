@@ -34,6 +34,11 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options) -> None:
+        if options["environment"] not in Client.Environment.values:
+            choices = ", ".join(Client.Environment.values)
+            raise bad_input(
+                f"Unknown environment {options['environment']!r}; use one of {choices}."
+            )
         # Resolve every scope before writing anything: a typo must not leave a client behind.
         scopes = [scope_by_name(name) for name in dict.fromkeys(options["scopes"])]
         try:
