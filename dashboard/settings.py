@@ -60,6 +60,7 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 DATABASE_URL = env_required("DATABASE_URL", f"sqlite:///{VAR_DIR / 'keyward.sqlite3'}")
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=600)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     # Web, worker and beat share the file; WAL plus a busy timeout keeps them from
     # failing with "database is locked" under the dev runner.
@@ -225,6 +226,12 @@ KEYWARD_RATE_LIMIT_PER_IP = int(os.environ.get("KEYWARD_RATE_LIMIT_PER_IP", "120
 KEYWARD_RATE_LIMIT_FAILURES_PER_IP = int(os.environ.get("KEYWARD_RATE_LIMIT_FAILURES_PER_IP", "30"))
 KEYWARD_RATE_LIMIT_INTROSPECT_PER_CALLER = int(
     os.environ.get("KEYWARD_RATE_LIMIT_INTROSPECT_PER_CALLER", "12000")
+)
+# Token service (tokens engineer): the three endpoints skip session/auth/CSRF middleware,
+# right after SecurityMiddleware; see tokens/middleware.py for why.
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+    "tokens.middleware.TokenServiceShortcut",
 )
 
 if not DEBUG:
