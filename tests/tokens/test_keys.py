@@ -1,0 +1,201 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+import jwt
+import pytest
+from django.core.management import call_command
+from django.db import IntegrityError, transaction
+from django.urls import reverse
+from jwt import PyJWKSet
+
+from audit.models import AdminAction
+from audit.services import Actor
+from tokens.keys import key_ring, key_ring_reset, private_key_decrypt, signing_key_new
+from tokens.middleware import ROUTES
+from tokens.models import SigningKey
+from tokens.services import signing_key_rotate
+
+
+def _verify_with_jwks(token: str, jwks: dict, settings) -> dict:
+    keys = {key.key_id: key for key in PyJWKSet.from_dict(jwks).keys}
+    header = jwt.get_unverified_header(token)
+    return jwt.decode(
+        token,
+        keys[header["kid"]].key,
+        algorithms=[header["alg"]],
+        audience=settings.KEYWARD_DEFAULT_AUDIENCE,
+        issuer=settings.KEYWARD_ISSUER,
+    )
+
+
+@pytest.mark.django_db
+class TestSigningKeyModel:
+    def test_it_creates_the_first_key_on_first_use(self, settings):
+        assert not SigningKey.objects.exists()
+        ring = key_ring()
+        key = SigningKey.objects.get()
+        assert key.status == SigningKey.Status.ACTIVE
+        assert key.algorithm == settings.KEYWARD_SIGNING_ALGORITHM == "RS256"
+        assert ring.active.kid == key.kid
+
+    def test_it_encrypts_the_private_key_at_rest(self):
+        key = signing_key_new(algorithm="ES256", status=SigningKey.Status.NEXT)
+        assert "PRIVATE KEY" not in key.private_key_encrypted
+        assert b"PRIVATE KEY" in private_key_decrypt(key.private_key_encrypted)
+        assert "d" not in key.public_jwk  # public half only
+        assert key.public_jwk["kid"] == key.kid
+
+    def test_it_allows_one_active_key_only(self):
+        signing_key_new(algorithm="ES256", status=SigningKey.Status.ACTIVE).save()
+        with pytest.raises(IntegrityError), transaction.atomic():
+            signing_key_new(algorithm="ES256", status=SigningKey.Status.ACTIVE).save()
+
+
+@pytest.mark.django_db
+class TestRotation:
+    def test_it_promotes_a_new_key_the_first_time(self):
+        rotation = signing_key_rotate(actor=Actor.cli(), algorithm="ES256")
+        assert rotation.active.status == SigningKey.Status.ACTIVE
+        assert rotation.next.status == SigningKey.Status.NEXT
+        assert rotation.retired is None
+
+    def test_it_moves_next_to_active_and_active_to_retired(self):
+        key_ring()
+        first = SigningKey.objects.get()
+        one = signing_key_rotate(actor=Actor.cli(), algorithm="ES256")
+        two = signing_key_rotate(actor=Actor.cli(), algorithm="ES256")
+        first.refresh_from_db()
+        assert first.status == SigningKey.Status.RETIRED
+        assert two.active.kid == one.next.kid
+        assert two.retired.kid == one.active.kid
+        assert SigningKey.objects.filter(status="active").count() == 1
+        assert SigningKey.objects.filter(status="next").count() == 1
+
+    def test_it_records_an_admin_action(self):
+        signing_key_rotate(actor=Actor.cli(), algorithm="RS256")
+        action = AdminAction.objects.get(action="signing_key.rotate")
+        assert action.actor_label == "cli"
+        assert action.after["active"]
+
+    def test_it_signs_with_the_new_key_in_this_process_at_once(self, get_token):
+        before = jwt.get_unverified_header(get_token()["access_token"])["kid"]
+        rotation = signing_key_rotate(actor=Actor.cli(), algorithm="ES256")
+        after = jwt.get_unverified_header(get_token()["access_token"])
+        assert after["kid"] == rotation.active.kid != before
+
+    def test_it_runs_from_the_command_line(self, capsys):
+        call_command("rotate_signing_key", "--algorithm", "EdDSA")
+        assert "active:" in capsys.readouterr().out
+        assert SigningKey.objects.get(status="next").algorithm == "EdDSA"
+
+
+@pytest.mark.django_db
+class TestJwks:
+    def test_it_publishes_next_active_and_retired_keys(self, http):
+        key_ring()
+        signing_key_rotate(actor=Actor.cli(), algorithm="ES256")
+        response = http.get("/.well-known/jwks.json")
+        assert response.status_code == 200
+        assert "max-age=300" in response["Cache-Control"]
+        kids = {key["kid"] for key in response.json()["keys"]}
+        assert kids == set(SigningKey.objects.values_list("kid", flat=True))
+        for key in response.json()["keys"]:
+            assert not {"d", "p", "q"} & set(key)
+            assert key["use"] == "sig"
+
+    def test_it_drops_keys_retired_longer_than_a_token_lifetime(self, http):
+        key_ring()
+        old = SigningKey.objects.get()
+        signing_key_rotate(actor=Actor.cli(), algorithm="ES256")
+        old.refresh_from_db()
+        SigningKey.objects.filter(pk=old.pk).update(
+            retired_at=old.retired_at - timedelta(seconds=86400 + 301)
+        )
+        kids = {key["kid"] for key in http.get("/.well-known/jwks.json").json()["keys"]}
+        assert old.kid not in kids
+
+    def test_old_tokens_still_verify_through_rotations(self, http, get_token, settings):
+        old_token = get_token()["access_token"]
+        for algorithm in ("ES256", "EdDSA"):
+            signing_key_rotate(actor=Actor.cli(), algorithm=algorithm)
+        new_token = get_token()["access_token"]
+        jwks = http.get("/.well-known/jwks.json").json()
+        assert _verify_with_jwks(old_token, jwks, settings)["jti"]
+        assert _verify_with_jwks(new_token, jwks, settings)["jti"]
+        assert jwt.get_unverified_header(new_token)["alg"] == "ES256"
+
+    def test_it_verifies_eddsa_tokens(self, http, get_token, settings):
+        settings.KEYWARD_SIGNING_ALGORITHM = "EdDSA"
+        token = get_token()["access_token"]
+        assert _verify_with_jwks(token, http.get("/.well-known/jwks.json").json(), settings)
+
+
+@pytest.mark.django_db
+class TestMetadata:
+    def test_it_describes_the_server(self, http, settings):
+        response = http.get("/.well-known/oauth-authorization-server")
+        assert response.status_code == 200
+        body = response.json()
+        issuer = settings.KEYWARD_ISSUER
+        assert body["issuer"] == issuer
+        assert body["token_endpoint"] == issuer + "/token-srv/token"
+        assert body["introspection_endpoint"] == issuer + "/token-srv/introspect"
+        assert body["revocation_endpoint"] == issuer + "/token-srv/revoke"
+        assert body["jwks_uri"] == issuer + "/.well-known/jwks.json"
+        assert body["grant_types_supported"] == ["client_credentials"]
+        assert body["token_endpoint_auth_methods_supported"] == [
+            "client_secret_basic",
+            "client_secret_post",
+        ]
+        assert body["revocation_endpoint_auth_methods_supported"]
+        assert "bearer" in body["introspection_endpoint_auth_methods_supported"]
+        assert body["access_token_signing_alg_values_supported"] == ["RS256", "ES256", "EdDSA"]
+        assert body["response_types_supported"] == []
+
+
+class TestShortcutMiddleware:
+    def test_it_routes_the_same_paths_as_the_urlconf(self):
+        assert set(ROUTES) == {
+            reverse("tokens:token"),
+            reverse("tokens:introspect"),
+            reverse("tokens:revoke"),
+        }
+
+
+@pytest.mark.django_db
+class TestKeysPage:
+    def test_it_lists_keys_for_admins(self, admin_client):
+        key_ring()
+        response = admin_client.get(reverse("tokens:keys"))
+        assert response.status_code == 200
+        assert SigningKey.objects.get().kid in response.content.decode()
+
+    @pytest.mark.parametrize("persona", ["viewer", "operator"])
+    def test_it_refuses_other_roles(self, persona_clients, persona):
+        assert persona_clients[persona].get(reverse("tokens:keys")).status_code == 403
+        response = persona_clients[persona].post(reverse("tokens:rotate"), {"algorithm": "ES256"})
+        assert response.status_code == 403
+        assert not AdminAction.objects.filter(action="signing_key.rotate").exists()
+
+    def test_it_sends_anonymous_users_to_login(self, anonymous_client):
+        assert anonymous_client.get(reverse("tokens:keys")).status_code == 302
+
+    def test_it_rotates_on_post(self, admin_client):
+        response = admin_client.post(reverse("tokens:rotate"), {"algorithm": "ES256"})
+        assert response.status_code == 302
+        assert SigningKey.objects.get(status="next").algorithm == "ES256"
+        action = AdminAction.objects.get(action="signing_key.rotate")
+        assert action.actor_label == "ada-admin"
+
+    def test_it_refuses_get_on_rotate(self, admin_client):
+        assert admin_client.get(reverse("tokens:rotate")).status_code == 405
+
+    def test_it_refuses_an_unknown_algorithm(self, admin_client):
+        admin_client.post(reverse("tokens:rotate"), {"algorithm": "HS256"})
+        assert not SigningKey.objects.exists()
+
+
+def test_the_ring_reset_is_idempotent():
+    key_ring_reset()
+    key_ring_reset()
