@@ -92,3 +92,27 @@ class TestRegisterClient:
         page.reload()
         expect(page.locator("#client-audit").get_by_text("scope.grant").first).to_be_visible()
         assert secret not in page.content()
+
+
+class TestClientListLiveSearch:
+    def test_it_filters_as_you_type_and_keeps_the_url(
+        self, live_server, page, operator_login, make_client
+    ):
+        make_client("Billing service", environment="production")
+        make_client("Shipping service")
+        log_in(page, live_server.url, operator_login)
+        page.goto(f"{live_server.url}/clients/")
+        page.evaluate("window.__notReloaded = true")
+        rows = page.locator("#client-results tbody tr")
+        expect(rows).to_have_count(2)
+
+        page.get_by_label("Search clients").fill("bill")
+        expect(rows).to_have_count(1)
+        expect(rows.first).to_contain_text("Billing service")
+        expect(page).to_have_url(re.compile(r"/clients/\?q=bill"))
+
+        page.get_by_label("Search clients").fill("")
+        page.get_by_label("Environment").select_option("development")
+        expect(rows).to_have_count(1)
+        expect(rows.first).to_contain_text("Shipping service")
+        assert page.evaluate("window.__notReloaded") is True, "the page reloaded: not htmx"
