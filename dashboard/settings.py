@@ -200,6 +200,11 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "tokens.tasks.purge_expired_revocations",
         "schedule": crontab(minute=17),
     },
+    # Secret lifecycle (issue 4): flags stale secrets and dormant clients, mails new findings.
+    "scan-stale-secrets": {
+        "task": "clients.tasks.scan_stale_secrets",
+        "schedule": crontab(minute=41),
+    },
 }
 
 EMAIL_BACKEND = os.environ.get(
@@ -215,6 +220,8 @@ EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "keyward@localhost")
 KEYWARD_SECURITY_EMAIL = os.environ.get("KEYWARD_SECURITY_EMAIL", "")
+# Only read by the filebased backend (the secret-lifecycle worker test uses it).
+EMAIL_FILE_PATH = os.environ.get("EMAIL_FILE_PATH", "") or str(VAR_DIR / "mail")
 
 # Token service.
 KEYWARD_TRUSTED_PROXIES = env_list("KEYWARD_TRUSTED_PROXIES", [])

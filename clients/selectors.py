@@ -1,0 +1,138 @@
+"""Reads about clients' secrets: rotation progress, valid-secret counts, open findings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
+from django.utils.timesince import timesince
+
+from audit.models import TokenEvent
+
+from .models import Client, ClientSecret, NotificationLog, SecretFinding
+
+
+@dataclass(frozen=True)
+class SecretProgress:
+    """One secret of a client as the rotation-progress table shows it."""
+
+    secret: ClientSecret
+    last_used_at: datetime | None
+    last_used_ip: str | None
+    uses_since_rotation: int
+    is_current: bool
+    in_use: bool
+    safe_to_revoke: bool
+    status: str
+
+
+def client_valid_secrets(*, client: Client, now: datetime | None = None) -> QuerySet:
+    now = now or timezone.now()
+    return client.secrets.filter(revoked_at__isnull=True).filter(
+        Q(expires_at__isnull=True) | Q(expires_at__gt=now)
+    )
+
+
+def client_valid_secret_count(*, client: Client, now: datetime | None = None) -> int:
+    return client_valid_secrets(client=client, now=now).count()
+
+
+def client_secret_progress(*, client: Client, now: datetime | None = None) -> list[SecretProgress]:
+    """Per secret, newest first: last use, successful uses since the latest rotation, and
+    whether an older secret is still in use or safe to revoke.
+
+    "Since the latest rotation" means since the newest secret was created. Uses come from
+    TokenEvent (indexed on secret_id, occurred_at); the secret's own last_used_at, kept by
+    event ingestion, is preferred when it is later than the newest event seen here.
+    """
+    now = now or timezone.now()
+    secrets = list(client.secrets.order_by("-created_at", "-id"))
+    if not secrets:
+        return []
+    rotated_at = secrets[0].created_at
+    since = TokenEvent.objects.filter(
+        secret_id__in=[secret.pk for secret in secrets],
+        outcome=TokenEvent.Outcome.SUCCESS,
+        occurred_at__gte=rotated_at,
+    )
+    counts = dict(since.values("secret_id").annotate(n=Count("id")).values_list("secret_id", "n"))
+    return [
+        _progress(secret, secret is secrets[0], counts.get(secret.pk, 0), since, now)
+        for secret in secrets
+    ]
+
+
+def _progress(
+    secret: ClientSecret, is_current: bool, uses: int, since: QuerySet, now: datetime
+) -> SecretProgress:
+    last_at, last_ip = secret.last_used_at, secret.last_used_ip
+    if uses and secret.is_valid(now):
+        latest = since.filter(secret_id=secret.pk).order_by("-occurred_at").first()
+        if latest and (last_at is None or latest.occurred_at > last_at):
+            last_at, last_ip = latest.occurred_at, latest.source_ip
+    in_use = uses > 0
+    safe = not is_current and secret.is_valid(now) and not in_use
+    return SecretProgress(
+        secret=secret,
+        last_used_at=last_at,
+        last_used_ip=last_ip,
+        uses_since_rotation=uses,
+        is_current=is_current,
+        in_use=in_use,
+        safe_to_revoke=safe,
+        status=_status(secret, is_current, in_use, last_at, last_ip, now),
+    )
+
+
+def _status(
+    secret: ClientSecret,
+    is_current: bool,
+    in_use: bool,
+    last_at: datetime | None,
+    last_ip: str | None,
+    now: datetime,
+) -> str:
+    if secret.is_revoked():
+        return f"revoked {timesince(secret.revoked_at, now)} ago"
+    if secret.is_expired(now):
+        return f"expired {timesince(secret.expires_at, now)} ago"
+    last_use = "not used yet"
+    if last_at:
+        last_use = f"last used {timesince(last_at, now)} ago" + (
+            f" from {last_ip}" if last_ip else ""
+        )
+    if is_current:
+        return f"current secret — {last_use}"
+    if in_use:
+        return f"in use — {last_use}"
+    return "unused since rotation — safe to revoke"
+
+
+def open_findings(*, kind: str = "", environment: str = "") -> QuerySet[SecretFinding]:
+    findings = SecretFinding.objects.filter(state=SecretFinding.State.OPEN).select_related(
+        "client", "secret"
+    )
+    if kind:
+        findings = findings.filter(kind=kind)
+    if environment:
+        findings = findings.filter(client__environment=environment)
+    return findings.order_by("-first_seen_at", "-id")
+
+
+def open_finding_counts() -> dict[str, int]:
+    """Open findings per kind (every kind present, zeros included), for the overview."""
+    rows = (
+        SecretFinding.objects.filter(state=SecretFinding.State.OPEN)
+        .values("kind")
+        .annotate(n=Count("id"))
+        .values_list("kind", "n")
+    )
+    return {kind: 0 for kind in SecretFinding.Kind.values} | dict(rows)
+
+
+def failed_notifications(*, limit: int = 50) -> QuerySet[NotificationLog]:
+    return NotificationLog.objects.filter(status=NotificationLog.Status.FAILED).select_related(
+        "client"
+    )[:limit]
