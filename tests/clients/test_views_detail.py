@@ -59,6 +59,11 @@ class TestClientDetail:
         assert len(rows) == 20 and {row.target_id for row in rows} == {billing.client_id}
         assert rows[0].after == {"access_token_lifetime": 124}
 
+    def test_it_links_to_the_audit_trail_filtered_to_this_client(self, viewer_client, billing):
+        text = viewer_client.get(detail_url(billing)).text
+        link = f"{reverse('audit:list')}?target_type=client&amp;target_id={billing.client_id}"
+        assert link in text
+
     def test_it_hides_operator_buttons_from_viewers(self, viewer_client, billing):
         text = viewer_client.get(detail_url(billing)).text
         for name in ("edit", "set_status", "delete", "scope_add"):
