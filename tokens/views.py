@@ -102,7 +102,7 @@ def _presented_client_id(request: HttpRequest, form: dict | None) -> str:
     try:
         credentials = credentials_extract(request, form or {})
     except OAuth2Error as error:
-        return getattr(error, "client_id", "")
+        return getattr(error, "client_id", "") or (form or {}).get("client_id", "")[:200]
     if credentials is not None:
         return credentials.client_id[:200]
     return (form or {}).get("client_id", "")[:200]
