@@ -1,0 +1,191 @@
+"""Secret-lifecycle pages: policy settings, secrets health, rotate, revoke, disable.
+
+Reads come from clients/selectors.py; every write goes through clients/services.py,
+which records the audit row in the same transaction and queues the email.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.cache import patch_vary_headers
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from audit.services import Actor
+from dashboard.roles import Role, forbidden, role_required, user_role
+
+from . import selectors, services
+from .lifecycle_forms import FindingFilterForm, RotateForm, SecretPolicyForm
+from .models import Client, ClientSecret, SecretFinding, SecretPolicy
+
+FINDINGS_PER_PAGE = 50
+
+
+def _client(client_id: str) -> Client:
+    return get_object_or_404(Client, client_id=client_id)
+
+
+def _next(request: HttpRequest) -> str:
+    """`next` from the query or form when it points at one of our own pages, else ""."""
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    safe = url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    )
+    return target if target and safe else ""
+
+
+def _back(request: HttpRequest) -> HttpResponse:
+    return redirect(_next(request) or "lifecycle:health")
+
+
+# Settings ---------------------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+@role_required(Role.VIEWER)
+def policy_settings(request: HttpRequest) -> HttpResponse:
+    """Everyone with a role reads the policies; only admins change them."""
+    policies = [SecretPolicy.for_environment(env) for env in Client.Environment.values]
+    forms = {policy.environment: SecretPolicyForm.for_policy(policy) for policy in policies}
+    status = 200
+    if request.method == "POST":
+        if user_role(request.user) < Role.ADMIN:
+            return forbidden(request, needed=Role.ADMIN)
+        environment = request.POST.get("environment", "")
+        if environment not in forms:
+            return HttpResponse("Unknown environment.", status=400)
+        form = SecretPolicyForm(request.POST, prefix=environment)
+        forms[environment] = form
+        if form.is_valid():
+            fields = {k: v for k, v in form.cleaned_data.items() if k != "environment"}
+            try:
+                services.secret_policy_update(
+                    actor=Actor.from_request(request), environment=environment, **fields
+                )
+            except ValidationError as exc:
+                form.add_error(None, exc.messages)
+            else:
+                messages.success(request, f"Saved the {environment} secret policy.")
+                return redirect("lifecycle:settings")
+        status = 400
+    context = {"rows": [(policy, forms[policy.environment]) for policy in policies]}
+    return render(request, "lifecycle/settings.html", context, status=status)
+
+
+# Secrets health ---------------------------------------------------------------------------
+
+
+@require_GET
+@role_required(Role.VIEWER)
+def secrets_health(request: HttpRequest) -> HttpResponse:
+    filters = FindingFilterForm(request.GET)
+    kind, environment = filters.value("kind"), filters.value("environment")
+    findings = selectors.open_findings(kind=kind, environment=environment)
+    page = Paginator(findings, FINDINGS_PER_PAGE).get_page(request.GET.get("page"))
+    role = user_role(request.user)
+    context = {
+        "filters": filters,
+        "page": page,
+        "counts": selectors.open_finding_counts(),
+        "kinds": SecretFinding.Kind,
+        "failed_notifications": selectors.failed_notifications() if role >= Role.ADMIN else [],
+        "filter_query": urlencode(
+            {k: v for k, v in [("kind", kind), ("environment", environment)] if v}
+        ),
+    }
+    wants_fragment = request.htmx and not request.htmx.history_restore_request
+    template = "lifecycle/health.html#results" if wants_fragment else "lifecycle/health.html"
+    response = render(request, template, context)
+    patch_vary_headers(response, ("HX-Request",))
+    return response
+
+
+# Rotate -----------------------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+@role_required(Role.OPERATOR)
+def rotate(request: HttpRequest, client_id: str) -> HttpResponse:
+    client = _client(client_id)
+    form = RotateForm(request.POST or None)
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                secret, plain = services.client_secret_rotate(
+                    actor=Actor.from_request(request),
+                    client=client,
+                    grace=form.cleaned_data["grace"],
+                )
+            except ValidationError as exc:
+                form.add_error(None, exc.messages)
+                status = 409  # the request was fine; the client's state refuses it
+            else:
+                return _secret_once(request, client, secret, plain)
+        else:
+            status = 400
+    context = {
+        "client": client,
+        "form": form,
+        "valid_count": selectors.client_valid_secret_count(client=client),
+        "max_valid": services.MAX_VALID_SECRETS,
+        "next": _next(request),
+    }
+    # htmx loads the dialog's form alone (e.g. into a <dialog> on the client page).
+    template = "lifecycle/rotate.html#dialog" if request.htmx else "lifecycle/rotate.html"
+    response = render(request, template, context, status=status)
+    patch_vary_headers(response, ("HX-Request",))
+    return response
+
+
+def _secret_once(
+    request: HttpRequest, client: Client, secret: ClientSecret, plain: str
+) -> HttpResponse:
+    """The only response that carries the new secret: rendered, never stored or cached."""
+    older = client.secrets.exclude(pk=secret.pk).filter(
+        revoked_at__isnull=True, expires_at__gte=secret.created_at
+    )
+    context = {"client": client, "secret": secret, "plain": plain, "older": older}
+    response = render(request, "lifecycle/secret_once.html", context)
+    response["Cache-Control"] = "no-store"
+    response["Pragma"] = "no-cache"
+    return response
+
+
+# Revoke and disable -----------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+@role_required(Role.OPERATOR)
+def revoke_secret(request: HttpRequest, client_id: str, secret_id: int) -> HttpResponse:
+    client = _client(client_id)
+    secret = get_object_or_404(ClientSecret, client=client, pk=secret_id)
+    if request.method == "POST":
+        services.client_secret_revoke(actor=Actor.from_request(request), secret=secret)
+        messages.success(request, f"Revoked {secret.hint} of {client.name}.")
+        return _back(request)
+    valid = selectors.client_valid_secrets(client=client)
+    context = {
+        "client": client,
+        "secret": secret,
+        "is_last_valid": secret.is_valid() and not valid.exclude(pk=secret.pk).exists(),
+        "next": _next(request),
+    }
+    return render(request, "lifecycle/revoke.html", context)
+
+
+@require_POST
+@role_required(Role.OPERATOR)
+def disable_client(request: HttpRequest, client_id: str) -> HttpResponse:
+    client = _client(client_id)
+    services.client_set_status(
+        actor=Actor.from_request(request), client=client, status=Client.Status.DISABLED
+    )
+    messages.success(request, f"{client.name} is disabled: the token service refuses it.")
+    return _back(request)
