@@ -13,7 +13,8 @@ find_python() {
 }
 
 ensure_venv() {
-  local extra="$1" stamp=".venv/.installed${extra}"
+  local extra="$1"
+  local stamp=".venv/.installed${extra}"
   if [ ! -x .venv/bin/python ]; then
     echo "==> Creating .venv"
     "$(find_python)" -m venv .venv

@@ -17,6 +17,12 @@ PASSWORD = "correct-horse-battery-staple"
 
 
 @pytest.fixture(autouse=True)
+def _fast_password_hasher(settings):
+    # Dashboard passwords use PBKDF2 in production; tests log personas in constantly.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def _clear_cache():
     # Rate-limit counters and cached lookups live in the cache (Redis in tests).
     cache.clear()

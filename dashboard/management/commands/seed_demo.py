@@ -30,6 +30,7 @@ DEMO_SCOPES = (
     ("inventory:read", "Read stock levels per warehouse", "logistics", False),
     ("inventory:write", "Adjust stock levels", "logistics", False),
     ("reports:export", "Export sales reports", "finance", False),
+    ("demo:read", "Read the demo resource at /api/protected-resource", "platform", False),
 )
 DEMO_CLIENTS = (
     # name, environment, owner, scopes, description
@@ -65,7 +66,7 @@ DEMO_CLIENTS = (
         "Local dev app",
         "development",
         "dev@example.com",
-        ("orders:read",),
+        ("orders:read", "demo:read"),
         "For trying the token endpoint from a laptop.",
     ),
 )
@@ -151,9 +152,18 @@ class Command(BaseCommand):
             self.stdout.write("Demo client secrets (shown only now; they are stored hashed):")
             for client, secret in secrets:
                 self.stdout.write(f"  {client.name:<18} {client.client_id}  {secret}")
+            client, secret = next(
+                ((c, s) for c, s in secrets if c.name == "Local dev app"), secrets[0]
+            )
+            issuer = settings.KEYWARD_ISSUER
+            self.stdout.write("Try the token service (docs/token-service.md):")
             self.stdout.write(
-                f"Try: curl -u CLIENT_ID:SECRET -d grant_type=client_credentials "
-                f"-d scope=orders:read {settings.KEYWARD_ISSUER}/token-srv/token"
+                f"  TOKEN=$(curl -s -u '{client.client_id}:{secret}' "
+                f"-d grant_type=client_credentials {issuer}/token-srv/token "
+                "| python3 -c 'import sys, json; print(json.load(sys.stdin)[\"access_token\"])')"
+            )
+            self.stdout.write(
+                f'  curl -H "Authorization: Bearer $TOKEN" {issuer}/api/protected-resource'
             )
         self.stdout.write("")
         self.stdout.write(
