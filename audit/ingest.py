@@ -35,8 +35,9 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from functools import cache, lru_cache
 
+import psycopg
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DataError, IntegrityError, connection, transaction
 from django.db.models import Q
 
 from clients.models import Client, ClientSecret
@@ -73,6 +74,10 @@ COLUMNS = (
     "status_code",
     "duration_ms",
 )
+# Errors a bad row causes, as opposed to an unavailable database (OperationalError), which
+# must leave the batch for the next run. COPY is psycopg's own API, so its errors arrive
+# unwrapped; encoding errors are ValueErrors.
+_ROW_ERRORS = (DataError, IntegrityError, psycopg.DataError, psycopg.IntegrityError, ValueError)
 _ENDPOINTS = frozenset(TokenEvent.Endpoint.values)
 _OUTCOMES = frozenset(TokenEvent.Outcome.values)
 _BIGINT_MAX = 2**63 - 1
@@ -95,12 +100,16 @@ def _text(value, limit: int) -> str:
         return ""
     if not isinstance(value, str):
         raise TypeError(f"expected a string, got {type(value).__name__}")
-    # PostgreSQL text cannot hold NUL; truncation matches the column lengths.
-    return value.replace("\x00", "")[:limit]
+    # PostgreSQL text cannot hold NUL, nor UTF-8 lone surrogates (valid in JSON "\ud800");
+    # truncation matches the column lengths.
+    value = value.replace("\x00", "")[:limit]
+    if not value.isascii():
+        value = value.encode("utf-8", "replace").decode("utf-8")
+    return value
 
 
 def _choice(value, allowed: Iterable[str] | None, limit: int) -> str:
-    if not isinstance(value, str) or not value or len(value) > limit:
+    if not isinstance(value, str) or not value or len(value) > limit or not value.isascii():
         raise ValueError(f"bad value {value!r}")
     if allowed is not None and value not in allowed:
         raise ValueError(f"unknown value {value!r}")
@@ -224,7 +233,13 @@ def token_events_ingest(*, batch_size: int = 5000, max_batches: int = 40) -> int
                 logger.warning(
                     "token events: re-ingesting %d items of an unfinished batch", len(items)
                 )
-            batch_inserted, batch_skipped = _batch_write(items)
+            try:
+                batch_inserted, batch_skipped = _batch_write(items)
+            except _ROW_ERRORS:
+                # Some row passed validation but the database refused it. Rather than
+                # retry the batch forever, find it: one transaction per item.
+                logger.exception("token events: batch refused, writing it item by item")
+                batch_inserted, batch_skipped = _batch_write_item_by_item(items)
             # The acknowledgement: only now, after commit. Trim by count, not DEL, so a
             # drain that lost its lock can never drop a batch claimed after its own.
             client.ltrim(EVENT_PROCESSING_KEY, len(items), -1)
@@ -279,6 +294,19 @@ def _rows_parse(items: list[bytes]) -> tuple[list[tuple], int]:
             continue
         rows.setdefault(row[0], row)
     return list(rows.values()), skipped
+
+
+def _batch_write_item_by_item(items: list[bytes]) -> tuple[int, int]:
+    inserted = skipped = 0
+    for item in items:
+        try:
+            item_inserted, item_skipped = _batch_write([item])
+        except _ROW_ERRORS as exc:
+            logger.error("token events: skipping item the database refused %.200r (%s)", item, exc)
+            item_inserted, item_skipped = 0, 1
+        inserted += item_inserted
+        skipped += item_skipped
+    return inserted, skipped
 
 
 def _batch_write(items: list[bytes]) -> tuple[int, int]:

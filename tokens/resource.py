@@ -202,7 +202,11 @@ _jwks_caches_lock = threading.Lock()
 
 
 def jwks_cache_for(source, min_refetch: float = JWKS_MIN_REFETCH_SECONDS) -> JWKSCache:
-    """One cache per JWKS URL or provider callable, shared by every decorated view."""
+    """One cache per JWKS URL or provider callable, shared by every decorated view.
+    Looked up per request, so clearing `_jwks_caches` (tests) forgets every key."""
+    cache = _jwks_caches.get(source)
+    if cache is not None:
+        return cache
     with _jwks_caches_lock:
         cache = _jwks_caches.get(source)
         if cache is None:
@@ -221,10 +225,11 @@ def _segment_json(segment: str) -> dict:
 class OfflineValidator:
     """Verifies a JWT access token against the JWKS and checks its claims (RFC 9068 §4)."""
 
-    def __init__(self, *, issuer: str, audience: str, jwks: JWKSCache, algorithms, leeway):
+    def __init__(self, *, issuer, audience, jwks_source, jwks_min_refetch, algorithms, leeway):
         self.issuer = issuer
         self.audience = audience
-        self.jwks = jwks
+        self.jwks_source = jwks_source
+        self.jwks_min_refetch = jwks_min_refetch
         self.algorithms = tuple(algorithms)
         self.leeway = leeway
 
@@ -241,7 +246,8 @@ class OfflineValidator:
         if alg not in self.algorithms:
             raise _invalid(f"Signing algorithm {str(alg)[:20]} is not accepted.")
         kid = header.get("kid")
-        key = self.jwks.key(kid) if isinstance(kid, str) else None
+        jwks = jwks_cache_for(self.jwks_source, self.jwks_min_refetch)
+        key = jwks.key(kid) if isinstance(kid, str) else None
         if key is None:
             raise _invalid("The token was signed with an unknown key.")
         if key.get("alg") not in (None, alg):
@@ -381,7 +387,8 @@ def build_validator(
         return OfflineValidator(
             issuer=issuer,
             audience=audience,
-            jwks=jwks_cache_for(source, jwks_min_refetch),
+            jwks_source=source,
+            jwks_min_refetch=jwks_min_refetch,
             algorithms=algorithms,
             leeway=leeway,
         )

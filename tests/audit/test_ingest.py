@@ -12,7 +12,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.db import DatabaseError
+from django.db import DatabaseError, DataError, connection
 
 from audit import ingest
 from audit.ingest import (
@@ -159,6 +159,30 @@ class TestTokenEventsIngest:
         assert buffer.lengths() == (0, 0)
         assert TokenEvent.objects.filter(client_id="nulbyte").exists()
         assert "skipping malformed item" in caplog.text
+
+    def test_it_cleans_strings_postgresql_cannot_store(self, buffer):
+        # json.dumps writes the lone surrogate as the (valid JSON) escape \ud800.
+        buffer.push(make_event(user_agent="a\ud800b"), make_event(reason="\ud800"))
+        assert token_events_ingest() == 1
+        assert TokenEvent.objects.get().user_agent == "a?b"
+
+    def test_it_drops_an_item_the_database_refuses_and_keeps_the_rest(self, buffer, monkeypatch):
+        if connection.vendor != "postgresql":
+            pytest.skip("fakes a refusal of the PostgreSQL COPY path")
+        events = [make_event() for _ in range(5)]
+        poison = uuid.UUID(events[2]["id"])
+        real_copy = ingest._rows_copy
+
+        def refusing_copy(rows):
+            if any(row[0] == poison for row in rows):
+                raise DataError("value out of range")
+            return real_copy(rows)
+
+        monkeypatch.setattr(ingest, "_rows_copy", refusing_copy)
+        buffer.push(*events)
+        assert token_events_ingest() == 4
+        assert not TokenEvent.objects.filter(id=poison).exists()
+        assert buffer.lengths() == (0, 0)
 
     def test_it_is_a_no_op_in_embedded_mode(self, buffer, settings):
         buffer.push(make_event())

@@ -465,3 +465,21 @@ class TestProtectedResourceDemo:
         )
         response = client.get("/api/protected-resource", HTTP_AUTHORIZATION=f"Bearer {token}")
         assert response.status_code == 403
+
+    def test_it_accepts_a_token_from_the_token_endpoint(self, client, make_client, make_scope):
+        from tokens.keys import key_ring_reset
+
+        key_ring_reset()  # The token service caches its keys per process, across tests.
+        demo_client, secret = make_client(scopes=[make_scope("demo:read")])
+        issued = client.post(
+            "/token-srv/token",
+            "grant_type=client_credentials&scope=demo%3Aread",
+            content_type="application/x-www-form-urlencoded",
+            HTTP_AUTHORIZATION="Basic "
+            + base64.b64encode(f"{demo_client.client_id}:{secret}".encode()).decode(),
+        )
+        assert issued.status_code == 200, issued.content
+        token = issued.json()["access_token"]
+        response = client.get("/api/protected-resource", HTTP_AUTHORIZATION=f"Bearer {token}")
+        assert response.status_code == 200, response.content
+        assert response.json()["client_id"] == demo_client.client_id
