@@ -72,7 +72,7 @@ for _ in range(3):
     active = SigningKey.objects.filter(status="active").first()
     if active is not None and active.algorithm == "{alg}":
         break
-    signing_key_rotate(actor=Actor.cli(), algorithm="{alg}")
+    signing_key_rotate(actor=Actor.cli(), algorithm="{alg}", force=True)
 print("ACTIVE", SigningKey.objects.get(status="active").algorithm)
 """
 

@@ -205,6 +205,11 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "clients.tasks.scan_stale_secrets",
         "schedule": crontab(minute=41),
     },
+    # Signing-key schedule (issue 4 req. 8): keeps a next key published, rotates when due.
+    "rotate-signing-keys": {
+        "task": "tokens.tasks.rotate_signing_keys_if_due",
+        "schedule": crontab(hour=3, minute=7),
+    },
 }
 
 EMAIL_BACKEND = os.environ.get(
@@ -227,6 +232,8 @@ EMAIL_FILE_PATH = os.environ.get("EMAIL_FILE_PATH", "") or str(VAR_DIR / "mail")
 KEYWARD_TRUSTED_PROXIES = env_list("KEYWARD_TRUSTED_PROXIES", [])
 KEYWARD_CLIENT_CACHE_SECONDS = float(os.environ.get("KEYWARD_CLIENT_CACHE_SECONDS", "0.9"))
 KEYWARD_SIGNING_ALGORITHM = os.environ.get("KEYWARD_SIGNING_ALGORITHM", "RS256")
+# Days between scheduled signing-key rotations (issue 4 req. 8); 0 turns the schedule off.
+KEYWARD_SIGNING_KEY_ROTATION_DAYS = int(os.environ.get("KEYWARD_SIGNING_KEY_ROTATION_DAYS", "90"))
 KEYWARD_RATE_LIMIT_WINDOW = int(os.environ.get("KEYWARD_RATE_LIMIT_WINDOW", "60"))
 KEYWARD_RATE_LIMIT_PER_CLIENT = int(os.environ.get("KEYWARD_RATE_LIMIT_PER_CLIENT", "6000"))
 KEYWARD_RATE_LIMIT_PER_IP = int(os.environ.get("KEYWARD_RATE_LIMIT_PER_IP", "12000"))

@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -32,7 +33,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
-from .models import SigningKey
+from .models import NEXT_KEY_PUBLISH_LEAD, SigningKey
 
 log = logging.getLogger(__name__)
 
@@ -307,3 +308,40 @@ def jwt_verify(token: str) -> dict | None:
     except (ValueError, binascii.Error, UnicodeError, RecursionError):
         return None
     return claims if isinstance(claims, dict) else None
+
+
+# --- Rotation schedule (read side of the Keys page) -----------------------------------------
+
+
+@dataclass(frozen=True)
+class KeySchedule:
+    """Where the signing keys stand in the rotation schedule (issue 4, req. 8)."""
+
+    interval_days: int
+    active: SigningKey | None
+    next: SigningKey | None
+    retired: list[SigningKey]
+    rotation_due_at: datetime | None  # the active key is old enough
+    next_rotation_at: datetime | None  # due and the next key published long enough
+    manual_rotation_allowed: bool  # a rotation now needs no force
+
+
+def key_schedule(now: datetime | None = None) -> KeySchedule:
+    now = now or timezone.now()
+    days = settings.KEYWARD_SIGNING_KEY_ROTATION_DAYS
+    keys = list(SigningKey.objects.published(now))
+    active = next((k for k in keys if k.status == SigningKey.Status.ACTIVE), None)
+    upcoming = next((k for k in keys if k.status == SigningKey.Status.NEXT), None)
+    retired = [k for k in keys if k.status == SigningKey.Status.RETIRED]
+    due_at = active.rotation_due_at(timedelta(days=days)) if active and days > 0 else None
+    # Without a next key the daily run publishes one first; its lead time starts then.
+    promotable_at = upcoming.promotable_at() if upcoming else now + NEXT_KEY_PUBLISH_LEAD
+    return KeySchedule(
+        interval_days=days,
+        active=active,
+        next=upcoming,
+        retired=retired,
+        rotation_due_at=due_at,
+        next_rotation_at=max(due_at, promotable_at) if due_at else None,
+        manual_rotation_allowed=active is None or promotable_at <= now,
+    )

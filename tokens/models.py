@@ -10,6 +10,9 @@ from django.utils import timezone
 MAX_TOKEN_LIFETIME_SECONDS = 86400
 JWKS_CACHE_SECONDS = 300
 RETIRED_KEY_PUBLISHED_FOR = timedelta(seconds=MAX_TOKEN_LIFETIME_SECONDS + JWKS_CACHE_SECONDS)
+# Symmetrically, a next key is published this long before it may sign (issue 4, req. 8): a
+# validator that cached the JWKS just before the key appeared has refetched it by then.
+NEXT_KEY_PUBLISH_LEAD = timedelta(seconds=MAX_TOKEN_LIFETIME_SECONDS + JWKS_CACHE_SECONDS)
 
 
 class SigningKeyQuerySet(models.QuerySet):
@@ -74,6 +77,21 @@ class SigningKey(models.Model):
             return True
         now = now or timezone.now()
         return self.retired_at is not None and self.retired_at >= now - RETIRED_KEY_PUBLISHED_FOR
+
+    def published_since(self) -> datetime:
+        """Next and active keys are in the JWKS from the moment their row exists."""
+        return self.created_at
+
+    def promotable_at(self) -> datetime:
+        """When this (next) key has been published long enough to start signing."""
+        return self.created_at + NEXT_KEY_PUBLISH_LEAD
+
+    def is_promotable(self, now: datetime | None = None) -> bool:
+        return self.promotable_at() <= (now or timezone.now())
+
+    def rotation_due_at(self, interval: timedelta) -> datetime:
+        """When this (active) key is old enough for the scheduled rotation."""
+        return (self.activated_at or self.created_at) + interval
 
     def unpublish_at(self) -> datetime | None:
         """When a retired key drops out of the JWKS."""

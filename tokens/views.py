@@ -25,8 +25,8 @@ from dashboard.roles import Role, role_required
 
 from . import services
 from .client_cache import client_lookup
-from .keys import jwt_verify, key_ring
-from .models import JWKS_CACHE_SECONDS, SigningKey
+from .keys import jwt_verify, key_ring, key_schedule
+from .models import JWKS_CACHE_SECONDS, NEXT_KEY_PUBLISH_LEAD, SigningKey
 from .protocol import (
     REALM,
     Authenticated,
@@ -434,20 +434,34 @@ def key_list(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "tokens/keys.html",
-        {"keys": keys, "algorithms": SigningKey.Algorithm.choices},
+        {
+            "keys": keys,
+            "algorithms": SigningKey.Algorithm.choices,
+            "schedule": key_schedule(),
+            "lead_seconds": int(NEXT_KEY_PUBLISH_LEAD.total_seconds()),
+        },
     )
 
 
 @role_required(Role.ADMIN)
 @require_POST
 def key_rotate(request: HttpRequest) -> HttpResponse:
+    """Rotate now. Before the next key's lead time only with the explicit confirmation."""
     algorithm = request.POST.get("algorithm") or settings.KEYWARD_SIGNING_ALGORITHM
     if algorithm not in SigningKey.Algorithm.values:
         messages.error(request, "Unknown algorithm.")
         return redirect("tokens:keys")
-    result = services.signing_key_rotate(actor=Actor.from_request(request), algorithm=algorithm)
+    force = request.POST.get("force") == "accept-cache-miss"
+    try:
+        result = services.signing_key_rotate(
+            actor=Actor.from_request(request), algorithm=algorithm, force=force
+        )
+    except services.RotationTooEarly as refused:
+        messages.error(request, str(refused))
+        return redirect("tokens:keys")
+    forced = " (forced before the next key's lead time)" if result.forced else ""
     messages.success(
         request,
-        f"Rotated: {result.active.kid} now signs; {result.next.kid} ({algorithm}) is next.",
+        f"Rotated{forced}: {result.active.kid} now signs; {result.next.kid} ({algorithm}) is next.",
     )
     return redirect("tokens:keys")

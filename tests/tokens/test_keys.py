@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import jwt
 import pytest
@@ -13,8 +13,8 @@ from audit.models import AdminAction
 from audit.services import Actor
 from tokens.keys import key_ring, key_ring_reset, private_key_decrypt, signing_key_new
 from tokens.middleware import ROUTES
-from tokens.models import SigningKey
-from tokens.services import signing_key_rotate
+from tokens.models import NEXT_KEY_PUBLISH_LEAD, SigningKey
+from tokens.services import signing_key_publish_next, signing_key_rotate
 
 
 def _verify_with_jwks(token: str, jwks: dict, settings) -> dict:
@@ -27,6 +27,17 @@ def _verify_with_jwks(token: str, jwks: dict, settings) -> dict:
         audience=settings.KEYWARD_DEFAULT_AUDIENCE,
         issuer=settings.KEYWARD_ISSUER,
     )
+
+
+def _travel_past_lead(time_machine) -> None:
+    time_machine.move_to(datetime.now(UTC) + NEXT_KEY_PUBLISH_LEAD)
+
+
+def _rotate_after_lead(time_machine, algorithm: str = "ES256"):
+    """Publish a next key if there is none, wait out its lead time, rotate."""
+    signing_key_publish_next(actor=Actor.cli(), algorithm=algorithm)
+    _travel_past_lead(time_machine)
+    return signing_key_rotate(actor=Actor.cli(), algorithm=algorithm)
 
 
 @pytest.mark.django_db
@@ -60,11 +71,11 @@ class TestRotation:
         assert rotation.next.status == SigningKey.Status.NEXT
         assert rotation.retired is None
 
-    def test_it_moves_next_to_active_and_active_to_retired(self):
+    def test_it_moves_next_to_active_and_active_to_retired(self, time_machine):
         key_ring()
         first = SigningKey.objects.get()
-        one = signing_key_rotate(actor=Actor.cli(), algorithm="ES256")
-        two = signing_key_rotate(actor=Actor.cli(), algorithm="ES256")
+        one = _rotate_after_lead(time_machine)
+        two = _rotate_after_lead(time_machine)
         first.refresh_from_db()
         assert first.status == SigningKey.Status.RETIRED
         assert two.active.kid == one.next.kid
@@ -78,9 +89,9 @@ class TestRotation:
         assert action.actor_label == "cli"
         assert action.after["active"]
 
-    def test_it_signs_with_the_new_key_in_this_process_at_once(self, get_token):
+    def test_it_signs_with_the_new_key_in_this_process_at_once(self, get_token, time_machine):
         before = jwt.get_unverified_header(get_token()["access_token"])["kid"]
-        rotation = signing_key_rotate(actor=Actor.cli(), algorithm="ES256")
+        rotation = _rotate_after_lead(time_machine)
         after = jwt.get_unverified_header(get_token()["access_token"])
         assert after["kid"] == rotation.active.kid != before
 
@@ -92,9 +103,9 @@ class TestRotation:
 
 @pytest.mark.django_db
 class TestJwks:
-    def test_it_publishes_next_active_and_retired_keys(self, http):
+    def test_it_publishes_next_active_and_retired_keys(self, http, time_machine):
         key_ring()
-        signing_key_rotate(actor=Actor.cli(), algorithm="ES256")
+        _rotate_after_lead(time_machine)
         response = http.get("/.well-known/jwks.json")
         assert response.status_code == 200
         assert "max-age=300" in response["Cache-Control"]
@@ -104,10 +115,10 @@ class TestJwks:
             assert not {"d", "p", "q"} & set(key)
             assert key["use"] == "sig"
 
-    def test_it_drops_keys_retired_longer_than_a_token_lifetime(self, http):
+    def test_it_drops_keys_retired_longer_than_a_token_lifetime(self, http, time_machine):
         key_ring()
         old = SigningKey.objects.get()
-        signing_key_rotate(actor=Actor.cli(), algorithm="ES256")
+        _rotate_after_lead(time_machine)
         old.refresh_from_db()
         SigningKey.objects.filter(pk=old.pk).update(
             retired_at=old.retired_at - timedelta(seconds=86400 + 301)
@@ -115,10 +126,16 @@ class TestJwks:
         kids = {key["kid"] for key in http.get("/.well-known/jwks.json").json()["keys"]}
         assert old.kid not in kids
 
-    def test_old_tokens_still_verify_through_rotations(self, http, get_token, settings):
+    def test_old_tokens_still_verify_through_rotations(
+        self, http, get_token, settings, time_machine
+    ):
+        key_ring()
+        signing_key_publish_next(actor=Actor.cli(), algorithm="ES256")
+        _travel_past_lead(time_machine)
         old_token = get_token()["access_token"]
-        for algorithm in ("ES256", "EdDSA"):
-            signing_key_rotate(actor=Actor.cli(), algorithm=algorithm)
+        signing_key_rotate(actor=Actor.cli(), algorithm="ES256")
+        # Two rotations within one token lifetime: the second skips the lead time on purpose.
+        signing_key_rotate(actor=Actor.cli(), algorithm="EdDSA", force=True)
         new_token = get_token()["access_token"]
         jwks = http.get("/.well-known/jwks.json").json()
         assert _verify_with_jwks(old_token, jwks, settings)["jti"]
