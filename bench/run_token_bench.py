@@ -166,9 +166,21 @@ def services_ticks() -> int:
 def gunicorn(env: dict, wsgi: str, workers: int):
     port = free_port()
     proc = subprocess.Popen(
-        [GUNICORN, wsgi, "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
-         "--log-level", "warning", "--backlog", "2048"],
-        cwd=ROOT, env=os.environ | env, start_new_session=True,
+        [
+            GUNICORN,
+            wsgi,
+            "--workers",
+            str(workers),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+            "--backlog",
+            "2048",
+        ],
+        cwd=ROOT,
+        env=os.environ | env,
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 30
@@ -187,12 +199,24 @@ def gunicorn(env: dict, wsgi: str, workers: int):
 def wrk(url: str, seconds: int, concurrency: int, auth: str, body: str) -> dict:
     env = os.environ | {"BENCH_AUTH": auth, "BENCH_BODY": body}
     out = subprocess.run(
-        ["wrk", "-t2", f"-c{concurrency}", f"-d{seconds}s", "--timeout", "5s",
-         "-s", str(ROOT / "bench" / "wrk_post.lua"), url],
-        env=env, capture_output=True, text=True, check=True,
+        [
+            "wrk",
+            "-t2",
+            f"-c{concurrency}",
+            f"-d{seconds}s",
+            "--timeout",
+            "5s",
+            "-s",
+            str(ROOT / "bench" / "wrk_post.lua"),
+            url,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     line = next(line for line in out.splitlines() if line.startswith("BENCH_JSON "))
-    return json.loads(line[len("BENCH_JSON "):])
+    return json.loads(line[len("BENCH_JSON ") :])
 
 
 def measure(name, server, url, args, auth="", body="grant_type=client_credentials", seconds=None):
@@ -216,8 +240,10 @@ def measure(name, server, url, args, auth="", body="grant_type=client_credential
         cpu_ms_per_request=app_ticks / CLOCK_TICKS * 1000 / requests,
         services_cpu_ms_per_request=svc_ticks / CLOCK_TICKS * 1000 / requests,
     )
-    log(f"{name}: {result.rate:,.0f}/s p50 {result.p50_ms:.1f} ms p99 {result.p99_ms:.1f} ms "
-        f"errors {result.errors} cpu {result.cpu_ms_per_request:.3f} ms/req")
+    log(
+        f"{name}: {result.rate:,.0f}/s p50 {result.p50_ms:.1f} ms p99 {result.p99_ms:.1f} ms "
+        f"errors {result.errors} cpu {result.cpu_ms_per_request:.3f} ms/req"
+    )
     return result
 
 
@@ -227,7 +253,8 @@ def basic(client_id: str, secret: str) -> str:
 
 def fetch_token(base: str, auth: str) -> str:
     request = urllib.request.Request(
-        base + "/token-srv/token", data=b"grant_type=client_credentials",
+        base + "/token-srv/token",
+        data=b"grant_type=client_credentials",
         headers={"Authorization": auth, "Content-Type": "application/x-www-form-urlencoded"},
     )
     with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - local server
@@ -266,8 +293,9 @@ def bench_dot(args) -> list[Result]:
         manage(env, "migrate", "--noinput", settings=settings)
         creds = seed(env, SEED_DOT, settings=settings)
         auth = basic(creds["client_id"], creds["secret"])
-        with gunicorn(env | {"DJANGO_SETTINGS_MODULE": settings}, "bench.dot_site.wsgi",
-                      args.workers) as server:
+        with gunicorn(
+            env | {"DJANGO_SETTINGS_MODULE": settings}, "bench.dot_site.wsgi", args.workers
+        ) as server:
             label = "cheap md5 hasher" if hasher == "md5" else "default PBKDF2 hasher"
             url = server[1] + "/o/token/"
             results.append(measure(f"DOT token, {label}", server, url, args, auth, seconds=seconds))
@@ -279,11 +307,15 @@ def bench_dot(args) -> list[Result]:
 
 def report(results: list[Result]) -> None:
     print()
-    print(f"{'endpoint':34} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} "
-          f"{'app CPU ms/req':>14} {'PG+Redis CPU ms/req':>19}")
+    print(
+        f"{'endpoint':34} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} "
+        f"{'app CPU ms/req':>14} {'PG+Redis CPU ms/req':>19}"
+    )
     for r in results:
-        print(f"{r.name:34} {r.rate:8,.0f} {r.p50_ms:7.1f} {r.p99_ms:7.1f} {r.errors:6d} "
-              f"{r.cpu_ms_per_request:14.3f} {r.services_cpu_ms_per_request:19.3f}")
+        print(
+            f"{r.name:34} {r.rate:8,.0f} {r.p50_ms:7.1f} {r.p99_ms:7.1f} {r.errors:6d} "
+            f"{r.cpu_ms_per_request:14.3f} {r.services_cpu_ms_per_request:19.3f}"
+        )
     by_name = {r.name: r for r in results}
     print()
     for dot in ("DOT token, cheap md5 hasher", "DOT token, default PBKDF2 hasher"):
@@ -302,8 +334,9 @@ def report(results: list[Result]) -> None:
             (r.errors == 0, f"{r.errors} errors"),
         ]
         if key != "introspect":
-            checks.append((r.cpu_ms_per_request <= 1.0,
-                           f"CPU {r.cpu_ms_per_request:.3f} ms/token <= 1 ms"))
+            checks.append(
+                (r.cpu_ms_per_request <= 1.0, f"CPU {r.cpu_ms_per_request:.3f} ms/token <= 1 ms")
+            )
         for ok, text in checks:
             print(f"  {'MET ' if ok else 'MISS'} {name}: {text}")
 
@@ -314,8 +347,12 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2, help="gunicorn sync workers")
-    parser.add_argument("--dot-slow-duration", type=int, default=10,
-                        help="seconds for DOT with its default (slow) hasher")
+    parser.add_argument(
+        "--dot-slow-duration",
+        type=int,
+        default=10,
+        help="seconds for DOT with its default (slow) hasher",
+    )
     parser.add_argument("--only", choices=["keyward", "dot"], help="run one side only")
     args = parser.parse_args()
     if not shutil.which("wrk"):
