@@ -136,6 +136,14 @@ def _emit(event: dict, started: float, **kwargs):
     return emit(event, **kwargs)
 
 
+def _client_counters(client_id: str, ip) -> list[tuple[str, str, int]]:
+    """The limits an authenticated request counts against: its client and its address."""
+    return [
+        ("client", client_id, settings.KEYWARD_RATE_LIMIT_PER_CLIENT),
+        ("ip", str(ip), settings.KEYWARD_RATE_LIMIT_PER_IP),
+    ]
+
+
 def _rate_limited(retry_after: int) -> HttpResponse:
     return _json(429, RATE_LIMITED_BODY, [*NO_STORE, ("Retry-After", str(retry_after))])
 
@@ -191,15 +199,7 @@ def token(request: HttpRequest) -> HttpResponse:
         jti=oauth_request.jti,
         status_code=200,
     )
-    verdict = _emit(
-        event,
-        started,
-        ip=ip,
-        counters=[
-            ("client", client.client_id, settings.KEYWARD_RATE_LIMIT_PER_CLIENT),
-            ("ip", str(ip), settings.KEYWARD_RATE_LIMIT_PER_IP),
-        ],
-    )
+    verdict = _emit(event, started, ip=ip, counters=_client_counters(client.client_id, ip))
     if verdict.limited:
         return _rate_limited(verdict.retry_after)
     status, body, headers = grant.create_token_response()
@@ -367,15 +367,7 @@ def revoke(request: HttpRequest) -> HttpResponse:
         jti=jti[:64] if revocable else "",
         status_code=200,
     )
-    verdict = _emit(
-        event,
-        started,
-        ip=ip,
-        counters=[
-            ("client", client.client_id, settings.KEYWARD_RATE_LIMIT_PER_CLIENT),
-            ("ip", str(ip), settings.KEYWARD_RATE_LIMIT_PER_IP),
-        ],
-    )
+    verdict = _emit(event, started, ip=ip, counters=_client_counters(client.client_id, ip))
     if verdict.limited:
         return _rate_limited(verdict.retry_after)
     if revocable:
