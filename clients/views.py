@@ -19,7 +19,7 @@ from audit.models import AdminAction
 from audit.services import Actor
 from dashboard.roles import Role, role_required
 
-from . import services
+from . import selectors, services
 from .forms import (
     ClientDeleteForm,
     ClientFilterForm,
@@ -176,7 +176,8 @@ def client_detail(request: HttpRequest, client_id: str) -> HttpResponse:
 def _detail_context(request: HttpRequest, client: Client, **extra) -> dict:
     context = {
         "client": client,
-        "secrets": client.secrets.all(),
+        # Per secret, newest first: dates, last use, uses since the latest rotation, status.
+        "secret_rows": selectors.client_secret_progress(client=client),
         "grants": client.grants.select_related("scope", "granted_by"),
         "grant_form": ScopeGrantForm(client=client),
         "audit_rows": AdminAction.objects.filter(target_type="client", target_id=client.client_id)[

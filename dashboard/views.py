@@ -12,7 +12,8 @@ from django.views.decorators.http import require_GET, require_POST
 
 from audit.models import AdminAction
 from audit.services import Actor
-from clients.models import Client, ClientSecret, Scope, ScopeGrant
+from clients.models import Client, ClientSecret, Scope, ScopeGrant, SecretFinding
+from clients.selectors import open_finding_counts
 
 from . import services
 from .forms import ROLE_CHOICES, UserActiveForm, UserCreateForm, UserRoleForm
@@ -51,8 +52,17 @@ def overview(request: HttpRequest) -> HttpResponse:
         "counts": counts,
         "environments": _clients_per_environment(),
         "recent": AdminAction.objects.all()[:10],
+        "findings": _open_findings_per_kind(),
     }
     return render(request, "dashboard/overview.html", context)
+
+
+def _open_findings_per_kind() -> list[dict]:
+    counted = open_finding_counts()
+    return [
+        {"kind": kind, "label": label, "count": counted.get(kind, 0)}
+        for kind, label in SecretFinding.Kind.choices
+    ]
 
 
 def _user_or_404(username: str) -> User:

@@ -16,3 +16,17 @@ document.addEventListener("click", async (event) => {
     button.textContent = "Selected: press Ctrl+C";
   }
 });
+
+// A form loaded by htmx into a <dialog> (e.g. "Rotate secret" on the client page) opens
+// it as a modal; the dialog's Cancel link closes it instead of leaving the page.
+document.addEventListener("htmx:afterSwap", (event) => {
+  const dialog = event.detail.target.closest("dialog");
+  if (dialog && !dialog.open) dialog.showModal();
+});
+document.addEventListener("click", (event) => {
+  const link = event.target.closest("[data-dialog-close]");
+  const dialog = link && link.closest("dialog[open]");
+  if (!dialog) return;
+  event.preventDefault();
+  dialog.close();
+});

@@ -72,6 +72,8 @@ class TestEveryViewChecksARole:
         assert isinstance(role, Role), f"{route} ({name}) has no role_required decorator"
 
 
+CLIENT, SECRET = "<client_id>", "<secret_id>"
+
 # (method, url name, args, data) → expected status for anonymous, viewer, operator, admin.
 # Anonymous visitors are sent to the login page (302). POST rows use harmless data: a
 # no-op role change, an invalid user form.
@@ -85,6 +87,16 @@ CASES = [
     ("post", "dashboard:user_set_active", ["vera-viewer"], {"active": "1"}, (302, 403, 403, 302)),
     ("get", "dashboard:user_create", [], None, (405, 405, 405, 405)),
     ("post", "audit:list", [], {}, (405, 405, 405, 405)),
+    # Secret lifecycle. CLIENT / SECRET stand for a client made by the test and its secret.
+    # The POSTs are harmless: no environment, no grace choice (both answer 400).
+    ("get", "lifecycle:health", [], None, (302, 200, 200, 200)),
+    ("post", "lifecycle:health", [], {}, (405, 405, 405, 405)),
+    ("get", "lifecycle:settings", [], None, (302, 200, 200, 200)),
+    ("post", "lifecycle:settings", [], {}, (302, 403, 403, 400)),
+    ("get", "lifecycle:rotate", [CLIENT], None, (302, 403, 200, 200)),
+    ("post", "lifecycle:rotate", [CLIENT], {}, (302, 403, 400, 400)),
+    ("get", "lifecycle:revoke_secret", [CLIENT, SECRET], None, (302, 403, 200, 200)),
+    ("get", "lifecycle:disable_client", [CLIENT], None, (405, 405, 405, 405)),
 ]
 PERSONAS = ("anonymous", "viewer", "operator", "admin")
 
@@ -95,7 +107,13 @@ PERSONAS = ("anonymous", "viewer", "operator", "admin")
     ids=[f"{method}-{name}" for method, name, *_ in CASES],
 )
 class TestRoleMatrix:
-    def test_it_answers_each_persona(self, persona_clients, method, name, args, data, expected):
+    def test_it_answers_each_persona(
+        self, persona_clients, make_client, method, name, args, data, expected
+    ):
+        if CLIENT in args:
+            client, _secret = make_client("Matrix")
+            ids = {CLIENT: client.client_id, SECRET: client.secrets.get().pk}
+            args = [ids.get(arg, arg) for arg in args]
         url = reverse(name, args=args)
         answers = {}
         for persona in PERSONAS:
