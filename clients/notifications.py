@@ -65,7 +65,9 @@ def notification_queue(
         body_html=render_to_string(f"emails/{template}-body.html", context),
         client=client,
     )
-    transaction.on_commit(lambda: _enqueue(notification.pk))
+    # robust: a broker outage must not turn a committed rotation into an error page
+    # that never shows the new secret; the NotificationLog row stays pending instead.
+    transaction.on_commit(lambda: _enqueue(notification.pk), robust=True)
     return notification
 
 

@@ -144,6 +144,23 @@ def client_lookup(client_id: str) -> ClientRecord | None:
     return record
 
 
+# A secret created in another process (a rotation) is unknown to this process until its
+# entry expires. A presented secret that matches nothing therefore earns one early reload,
+# at most once per this many seconds per client, so guessing cannot flood the database.
+RELOAD_INTERVAL_SECONDS = 0.1
+
+
+def client_lookup_reloaded(client_id: str) -> ClientRecord | None:
+    """The client as the database has it now, unless the cached copy is younger than 0.1 s."""
+    entry = _entries.get(client_id)
+    if entry is not None:
+        loaded_at = entry[0] - settings.KEYWARD_CLIENT_CACHE_SECONDS
+        if loaded_at > time.monotonic() - RELOAD_INTERVAL_SECONDS:
+            return entry[1]
+        _entries.pop(client_id, None)
+    return client_lookup(client_id)
+
+
 def _evict(now: float) -> None:
     for key in [key for key, (expires, _record) in _entries.items() if expires <= now]:
         _entries.pop(key, None)

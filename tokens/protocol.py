@@ -20,7 +20,7 @@ from django.http import HttpRequest
 from audit.models import TokenEvent
 from clients.secrets import secret_hash
 
-from .client_cache import ClientRecord, client_lookup
+from .client_cache import ClientRecord, SecretRecord, client_lookup, client_lookup_reloaded
 
 Reason = TokenEvent.Reason
 
@@ -188,6 +188,15 @@ def credentials_extract(request: HttpRequest, form: dict[str, str]) -> Credentia
     return None
 
 
+def _secret_match(client: ClientRecord, presented: str) -> SecretRecord | None:
+    """Compare with every stored secret in constant time (no early exit on a match)."""
+    matched = None
+    for record in client.secrets:
+        if hmac.compare_digest(presented, record.secret_hash):
+            matched = record
+    return matched
+
+
 def client_authenticate(credentials: Credentials, ip: str | None) -> Authenticated:
     """Check presented credentials; raise ClientAuthenticationFailed with the real reason.
 
@@ -205,10 +214,11 @@ def client_authenticate(credentials: Credentials, ip: str | None) -> Authenticat
     if len(secret) > MAX_SECRET_LENGTH:
         raise ClientAuthenticationFailed(Reason.BAD_SECRET, **fail)
     presented = secret_hash(secret)
-    matched = None
-    for record in client.secrets:
-        if hmac.compare_digest(presented, record.secret_hash):
-            matched = record
+    matched = _secret_match(client, presented)
+    if matched is None:
+        # Perhaps a secret newer than our cached copy (rotated in another process).
+        client = client_lookup_reloaded(client_id) or client
+        matched = _secret_match(client, presented)
     if matched is None:
         raise ClientAuthenticationFailed(Reason.BAD_SECRET, **fail)
     fail["secret_id"] = matched.secret_id

@@ -67,7 +67,7 @@ def test_a_revoked_old_secret_is_refused_and_the_new_one_works(
     client, old = prod_client
     with django_capture_on_commit_callbacks(execute=True):
         _, new = services.client_secret_rotate(actor=Actor.cli(), client=client, grace=days(7))
-    old_row = client.secrets.order_by("created_at").first()
+    old_row = client.secrets.order_by("created_at", "id").first()
     with django_capture_on_commit_callbacks(execute=True):
         services.client_secret_revoke(actor=Actor.cli(), secret=old_row)
     assert token_status(client.client_id, old) == 401
