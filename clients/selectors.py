@@ -58,21 +58,46 @@ def client_secret_progress(*, client: Client, now: datetime | None = None) -> li
         occurred_at__gte=rotated_at,
     )
     counts = dict(since.values("secret_id").annotate(n=Count("id")).values_list("secret_id", "n"))
+    # A consumer that switches during the overlap uses the old secret a few more times after
+    # the rotation; once the new secret has been used, only later uses of an old one count.
+    switched_at = (
+        since.filter(secret_id=secrets[0].pk)
+        .order_by("occurred_at")
+        .values_list("occurred_at", flat=True)
+        .first()
+    )
+    still_used = set()
+    if switched_at is not None:
+        still_used = set(
+            since.filter(occurred_at__gt=switched_at).values_list("secret_id", flat=True)
+        )
     return [
-        _progress(secret, secret is secrets[0], counts.get(secret.pk, 0), since, now)
+        _progress(
+            secret,
+            secret is secrets[0],
+            counts.get(secret.pk, 0),
+            since,
+            now,
+            in_use=secret.pk in still_used if switched_at else counts.get(secret.pk, 0) > 0,
+        )
         for secret in secrets
     ]
 
 
 def _progress(
-    secret: ClientSecret, is_current: bool, uses: int, since: QuerySet, now: datetime
+    secret: ClientSecret,
+    is_current: bool,
+    uses: int,
+    since: QuerySet,
+    now: datetime,
+    *,
+    in_use: bool,
 ) -> SecretProgress:
     last_at, last_ip = secret.last_used_at, secret.last_used_ip
     if uses and secret.is_valid(now):
         latest = since.filter(secret_id=secret.pk).order_by("-occurred_at").first()
         if latest and (last_at is None or latest.occurred_at > last_at):
             last_at, last_ip = latest.occurred_at, latest.source_ip
-    in_use = uses > 0
     safe = not is_current and secret.is_valid(now) and not in_use
     return SecretProgress(
         secret=secret,

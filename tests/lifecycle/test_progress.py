@@ -45,6 +45,26 @@ class TestSecretProgress:
         assert older.status == "unused since rotation — safe to revoke"
         assert older.last_used_at == T0 + timedelta(hours=1)
 
+    def test_it_calls_an_old_secret_safe_once_the_consumer_switched_to_the_new_one(
+        self, prod_client, clock
+    ):
+        client, _ = prod_client
+        old = client.secrets.get()
+        clock.shift(days(1))
+        new, _ = services.client_secret_rotate(actor=Actor.cli(), client=client, grace=days(7))
+        # The consumer keeps using the old secret during the overlap, then switches.
+        record_event(old, at=T0 + days(1) + timedelta(minutes=1))
+        record_event(new, at=T0 + days(1) + timedelta(minutes=2))
+        record_event(new, at=T0 + days(1) + timedelta(minutes=3))
+        clock.shift(timedelta(minutes=10))
+        _current, older = client_secret_progress(client=client)
+        assert older.uses_since_rotation == 1
+        assert not older.in_use and older.safe_to_revoke
+        # A use of the old secret after the switch means someone still holds it.
+        record_event(old, at=T0 + days(1) + timedelta(minutes=4), ip="10.1.2.3")
+        _current, older = client_secret_progress(client=client)
+        assert older.in_use and not older.safe_to_revoke
+
     def test_it_labels_revoked_and_expired_secrets(self, prod_client, clock):
         client, _ = prod_client
         services.client_secret_rotate(actor=Actor.cli(), client=client, grace=timedelta(0))
