@@ -31,6 +31,8 @@ GUNICORN = str(Path(PYTHON).with_name("gunicorn"))
 PG_SERVER = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+# e.g. BENCH_GUNICORN_ARGS="--worker-class gthread --threads 4" to compare worker models.
+GUNICORN_EXTRA_ARGS = os.environ.get("BENCH_GUNICORN_ARGS", "").split()
 TARGETS = {"RS256": 1800, "ES256": 2500, "introspect": 2500}
 
 KEYWARD_ENV = {
@@ -177,6 +179,7 @@ def gunicorn(env: dict, wsgi: str, workers: int):
             "warning",
             "--backlog",
             "2048",
+            *GUNICORN_EXTRA_ARGS,
         ],
         cwd=ROOT,
         env=os.environ | env,

@@ -100,6 +100,7 @@ class _Redis:
             url, socket_timeout=0.5, socket_connect_timeout=0.5, health_check_interval=30
         )
         self.script = self.client.register_script(LUA_SCRIPT)
+        self.sha = self.script.sha.encode()
         self._local = threading.local()
 
     def run_script(self, keys: list[str], args: list) -> list:
@@ -108,7 +109,9 @@ class _Redis:
             connection = self.client.connection_pool.get_connection()
             self._local.connection = connection
         try:
-            connection.send_command("EVALSHA", self.script.sha, len(keys), *keys, *args)
+            connection.send_packed_command(
+                [resp_command(b"EVALSHA", self.sha, len(keys), *keys, *args)]
+            )
             try:
                 return connection.read_response()
             except redis.exceptions.NoScriptError:
@@ -120,6 +123,16 @@ class _Redis:
             connection.disconnect()
             self.client.connection_pool.release(connection)
             raise
+
+
+def resp_command(*parts: bytes | str | int) -> bytes:
+    """One command in Redis's wire format (RESP). redis-py's general-purpose packer spent
+    ~40 µs per token request on the script's 14 arguments; this spends a few."""
+    out = [b"*%d\r\n" % len(parts)]
+    for part in parts:
+        data = part if isinstance(part, bytes) else str(part).encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(out)
 
 
 _redis: _Redis | None = None

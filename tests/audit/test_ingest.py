@@ -27,7 +27,7 @@ from audit.models import TokenEvent
 from audit.tasks import ingest_token_events
 from clients.models import Client, ClientSecret
 
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def make_event(**fields) -> dict:
