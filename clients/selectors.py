@@ -107,7 +107,7 @@ def _progress(
         is_current=is_current,
         in_use=in_use,
         safe_to_revoke=safe,
-        status=_status(secret, is_current, in_use, last_at, last_ip, now),
+        status=_status(secret, is_current, in_use, last_at, last_ip, now, used_since=uses > 0),
     )
 
 
@@ -118,6 +118,8 @@ def _status(
     last_at: datetime | None,
     last_ip: str | None,
     now: datetime,
+    *,
+    used_since: bool,
 ) -> str:
     if secret.is_revoked():
         return f"revoked {timesince(secret.revoked_at, now)} ago"
@@ -132,6 +134,8 @@ def _status(
         return f"current secret — {last_use}"
     if in_use:
         return f"in use — {last_use}"
+    if used_since:
+        return "not used since the new secret took over — safe to revoke"
     return "unused since rotation — safe to revoke"
 
 

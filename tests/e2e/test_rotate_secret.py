@@ -92,14 +92,20 @@ class TestRotateSecret:
         assert secret_matches(new_plain, new.secret_hash)
         expect(page.get_by_text(old.hint)).to_be_visible()  # "keeps working until …"
 
-        # The overlap: both secrets get tokens.
+        # The overlap: both secrets get tokens; the consumer switches from old to new.
         assert_gets_token(base, client.client_id, old_plain)
         assert_gets_token(base, client.client_id, new_plain)
 
-        # The client page says the old secret is still in use (events drained from Redis).
+        # Once the new secret took over, the old one reads safe to revoke (events drained).
         token_events_ingest()
         page.get_by_role("button", name="Go to the client page").click()
         old_row = page.locator(f"#secret-{old.pk}")
+        expect(old_row).to_contain_text("safe to revoke")
+
+        # Someone still holding the old secret uses it again: the page says so.
+        assert_gets_token(base, client.client_id, old_plain)
+        token_events_ingest()
+        page.reload()
         expect(old_row).to_contain_text(re.compile(r"in use — last used .* ago from 127\.0\.0\.1"))
 
         # Revoke the old secret through the confirmation page, back to the client page.

@@ -60,6 +60,7 @@ class TestSecretProgress:
         _current, older = client_secret_progress(client=client)
         assert older.uses_since_rotation == 1
         assert not older.in_use and older.safe_to_revoke
+        assert older.status == "not used since the new secret took over — safe to revoke"
         # A use of the old secret after the switch means someone still holds it.
         record_event(old, at=T0 + days(1) + timedelta(minutes=4), ip="10.1.2.3")
         _current, older = client_secret_progress(client=client)
