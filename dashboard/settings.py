@@ -42,7 +42,7 @@ def env_required(name: str, dev_default: str) -> str:
         return value
     if DEBUG:
         return dev_default
-    raise ImproperlyConfigured(f"{name} must be set when DEBUG is off (see docs/deployment.md)")
+    raise ImproperlyConfigured(f"{name} must be set when DEBUG is off (see docs/configuration.md)")
 
 
 SECRET_KEY = env_required("SECRET_KEY", "dev-insecure-secret-key-do-not-use-in-production")

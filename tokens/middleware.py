@@ -4,7 +4,7 @@ from django.http import HttpRequest, HttpResponse
 
 from . import views
 
-# Same paths as tokens/urls.py (tests/tokens/test_middleware.py checks they agree).
+# Same paths as tokens/urls.py (tests/tokens/test_keys.py checks they agree).
 ROUTES = {
     "/token-srv/token": views.token,
     "/token-srv/introspect": views.introspect,

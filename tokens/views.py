@@ -404,12 +404,12 @@ def metadata(request: HttpRequest) -> JsonResponse:
             "grant_types_supported": ["client_credentials"],
             "response_types_supported": [],
             "token_endpoint_auth_methods_supported": auth_methods,
-            "introspection_endpoint_auth_methods_supported": [*auth_methods, "bearer"],
+            # Bearer callers (RFC 7662 §2.1 allows any authorization) are not a registered
+            # client authentication method, so only the registered ones are listed.
+            "introspection_endpoint_auth_methods_supported": auth_methods,
             "revocation_endpoint_auth_methods_supported": auth_methods,
-            "token_endpoint_auth_signing_alg_values_supported": [],
             # RFC 9068 §2.1: the algorithms access tokens may be signed with.
             "access_token_signing_alg_values_supported": algorithms,
-            "service_documentation": issuer + "/docs/token-service",
         }
     )
     response["Cache-Control"] = "public, max-age=3600"

@@ -166,7 +166,10 @@ class TestMetadata:
             "client_secret_post",
         ]
         assert body["revocation_endpoint_auth_methods_supported"]
-        assert "bearer" in body["introspection_endpoint_auth_methods_supported"]
+        assert body["introspection_endpoint_auth_methods_supported"] == [
+            "client_secret_basic",
+            "client_secret_post",
+        ]
         assert body["access_token_signing_alg_values_supported"] == ["RS256", "ES256", "EdDSA"]
         assert body["response_types_supported"] == []
 
