@@ -196,10 +196,12 @@ def client_secret_revoke(
     *, actor: Actor, secret: ClientSecret, notify: bool = True
 ) -> ClientSecret:
     """Revoke one secret now. `notify=False` lets an auto-action send its own email."""
-    if secret.revoked_at is not None:
-        return secret
     client = secret.client
     with transaction.atomic():
+        # Lock the row: two revocations at once must write one audit row and one email.
+        secret = ClientSecret.objects.select_for_update().get(pk=secret.pk)
+        if secret.revoked_at is not None:
+            return secret
         secret.revoked_at = timezone.now()
         secret.save(update_fields=["revoked_at"])
         admin_action_record(
