@@ -18,4 +18,4 @@ RUN DEBUG=0 SECRET_KEY=build KEYWARD_SECRET_PEPPER=build KEYWARD_ISSUER=https://
 
 USER keyward
 EXPOSE 8000
-CMD ["gunicorn", "dashboard.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "2", "--access-logfile", "-"]
+CMD ["gunicorn", "--config", "gunicorn.conf.py", "dashboard.wsgi:application"]
