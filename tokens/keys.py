@@ -280,6 +280,16 @@ def key_ring_reset() -> None:
     global _ring, _last_forced_reload
     _ring = None
     _last_forced_reload = 0.0
+    _verified.clear()
+
+
+# Resource servers introspect the same token on every call they serve. A signature that
+# verified once stays valid for that exact string, so its claims are remembered (per
+# process, bounded) and the check is repeated only while the key is still published.
+# Only successes are kept: a tampered token is another string, and an unknown kid may
+# become known after a key-ring reload.
+VERIFIED_CACHE_SIZE = 4096
+_verified: dict[str, tuple[str, dict]] = {}
 
 
 def jwt_verify(token: str) -> dict | None:
@@ -288,6 +298,23 @@ def jwt_verify(token: str) -> dict | None:
     Checks structure, `typ`, that `alg` is the key's own algorithm (no algorithm confusion)
     and the signature. Time, issuer and denylist checks are the caller's.
     """
+    remembered = _verified.get(token) if isinstance(token, str) else None
+    if remembered is not None:
+        kid, claims = remembered
+        if key_ring_for_kid(kid) is not None:
+            return claims
+        _verified.pop(token, None)
+    verified = _jwt_verify_signature(token)
+    if verified is None:
+        return None
+    if len(_verified) >= VERIFIED_CACHE_SIZE:
+        _verified.clear()
+    _verified[token] = verified
+    return verified[1]
+
+
+def _jwt_verify_signature(token: str) -> tuple[str, dict] | None:
+    """(kid, claims) when the signature checks out."""
     if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH or token.count(".") != 2:
         return None
     header_b64, payload_b64, signature_b64 = token.split(".")
@@ -307,7 +334,7 @@ def jwt_verify(token: str) -> dict | None:
         claims = json.loads(b64url_decode(payload_b64))
     except (ValueError, binascii.Error, UnicodeError, RecursionError):
         return None
-    return claims if isinstance(claims, dict) else None
+    return (kid, claims) if isinstance(claims, dict) else None
 
 
 # --- Rotation schedule (read side of the Keys page) -----------------------------------------
