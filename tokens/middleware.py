@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+import logging
+
 from django.http import HttpRequest, HttpResponse
 
 from . import views
+
+log = logging.getLogger(__name__)
 
 # Same paths as tokens/urls.py (tests/tokens/test_keys.py checks they agree).
 ROUTES = {
@@ -26,6 +30,12 @@ class TokenServiceShortcut:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         view = ROUTES.get(request.path_info)
-        if view is not None:
+        if view is None:
+            return self.get_response(request)
+        try:
             return view(request)
-        return self.get_response(request)
+        except Exception:
+            # A fault of ours or of a backing service (say, the database is down): answer
+            # in the protocol's format and leave an event, instead of Django's HTML 500.
+            log.exception("token service failed on %s", request.path_info)
+            return views.server_error(request)

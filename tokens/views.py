@@ -159,6 +159,27 @@ def _method_not_allowed(endpoint: str, request: HttpRequest) -> HttpResponse:
     return response
 
 
+ENDPOINT_BY_PATH = {
+    "/token-srv/token": Endpoint.TOKEN,
+    "/token-srv/introspect": Endpoint.INTROSPECT,
+    "/token-srv/revoke": Endpoint.REVOKE,
+}
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """The answer when an endpoint failed unexpectedly: RFC 6749-style JSON and an event."""
+    started = time.perf_counter()
+    ip = client_ip(request)
+    event = _event(ENDPOINT_BY_PATH.get(request.path_info, Endpoint.TOKEN), request, ip)
+    event.update(reason=Reason.SERVER_ERROR, status_code=500)
+    try:
+        _emit(event, started, ip=ip, counters=[])
+    except Exception:  # the sink's own fallbacks failed too; the answer still goes out
+        log.exception("could not record the server_error event")
+    body = {"error": "server_error", "error_description": "Try again later."}
+    return _json(500, body, NO_STORE)
+
+
 # --- Token endpoint (RFC 6749 §4.4, RFC 9068) ---------------------------------------------
 
 
