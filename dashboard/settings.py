@@ -245,6 +245,10 @@ KEYWARD_RATE_LIMIT_FAILURES_PER_IP = int(os.environ.get("KEYWARD_RATE_LIMIT_FAIL
 KEYWARD_RATE_LIMIT_INTROSPECT_PER_CALLER = int(
     os.environ.get("KEYWARD_RATE_LIMIT_INTROSPECT_PER_CALLER", "12000")
 )
+# Introspections of tokens that are not valid ones of ours (token fishing).
+KEYWARD_RATE_LIMIT_INTROSPECT_INACTIVE_PER_CALLER = int(
+    os.environ.get("KEYWARD_RATE_LIMIT_INTROSPECT_INACTIVE_PER_CALLER", "300")
+)
 # Token service (tokens engineer): the three endpoints skip session/auth/CSRF middleware,
 # right after SecurityMiddleware; see tokens/middleware.py for why.
 MIDDLEWARE.insert(

@@ -320,7 +320,7 @@ def introspect(request: HttpRequest) -> HttpResponse:
         event,
         started,
         ip=ip,
-        counters=[("introspect", caller_id, settings.KEYWARD_RATE_LIMIT_INTROSPECT_PER_CALLER)],
+        counters=_introspection_counters(caller_id, found=claims is not None),
         denylist_jti=claims["jti"] if permitted else "",
     )
     if verdict.limited:
@@ -332,6 +332,17 @@ def introspect(request: HttpRequest) -> HttpResponse:
         if claim in claims:
             body[claim] = claims[claim]
     return _json(200, body, NO_STORE)
+
+
+def _introspection_counters(caller_id: str, *, found: bool) -> list[tuple[str, str, int]]:
+    """Every call counts against the caller's limit; a token that is not ours or not valid
+    also counts against a much smaller one, which stops token fishing without slowing
+    resource servers that introspect real tokens."""
+    counters = [("introspect", caller_id, settings.KEYWARD_RATE_LIMIT_INTROSPECT_PER_CALLER)]
+    if not found:
+        limit = settings.KEYWARD_RATE_LIMIT_INTROSPECT_INACTIVE_PER_CALLER
+        counters.append(("introspect-inactive", caller_id, limit))
+    return counters
 
 
 def _bearer_refused(error: _BearerRefused, event, request, ip, started) -> HttpResponse:

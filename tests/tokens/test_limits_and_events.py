@@ -174,6 +174,19 @@ class TestRateLimits:
         ]
         assert statuses == [200, 200, 429]
 
+    def test_it_limits_fishing_for_tokens_harder(self, post_form, registered, get_token, settings):
+        client, secret = registered
+        token = get_token()["access_token"]
+        settings.KEYWARD_RATE_LIMIT_INTROSPECT_INACTIVE_PER_CALLER = 2
+        auth = basic(client.client_id, secret)
+
+        def introspect(value: str) -> int:
+            return post_form(INTROSPECT_URL, {"token": value}, HTTP_AUTHORIZATION=auth).status_code
+
+        assert [introspect(f"guess-{n}") for n in range(3)] == [200, 200, 429]
+        # Real tokens are not slowed down by the fishing limit.
+        assert introspect(token) == 200
+
 
 @pytest.mark.django_db
 class TestRedisDown:
