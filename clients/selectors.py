@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
@@ -122,14 +122,12 @@ def _status(
     used_since: bool,
 ) -> str:
     if secret.is_revoked():
-        return f"revoked {timesince(secret.revoked_at, now)} ago"
+        return f"revoked {_ago(secret.revoked_at, now)}"
     if secret.is_expired(now):
-        return f"expired {timesince(secret.expires_at, now)} ago"
+        return f"expired {_ago(secret.expires_at, now)}"
     last_use = "not used yet"
     if last_at:
-        last_use = f"last used {timesince(last_at, now)} ago" + (
-            f" from {last_ip}" if last_ip else ""
-        )
+        last_use = f"last used {_ago(last_at, now)}" + (f" from {last_ip}" if last_ip else "")
     if is_current:
         return f"current secret — {last_use}"
     if in_use:
@@ -137,6 +135,22 @@ def _status(
     if used_since:
         return "not used since the new secret took over — safe to revoke"
     return "unused since rotation — safe to revoke"
+
+
+def client_recent_token_events(*, client: Client, limit: int = 20) -> list[TokenEvent]:
+    """The client's latest token-service requests, failures included (newest first).
+
+    Uses the (client_id, -occurred_at) index. Events reach the table through ingestion,
+    so the newest few seconds may be missing.
+    """
+    return list(TokenEvent.objects.filter(client_id=client.client_id)[:limit])
+
+
+def _ago(moment: datetime, now: datetime) -> str:
+    """ "3 minutes ago", or "just now" where timesince would say "0 minutes ago"."""
+    if now - moment < timedelta(minutes=1):
+        return "just now"
+    return f"{timesince(moment, now)} ago"
 
 
 def open_findings(*, kind: str = "", environment: str = "") -> QuerySet[SecretFinding]:

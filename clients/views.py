@@ -6,6 +6,7 @@ audit row in the same transaction.
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
@@ -183,6 +184,8 @@ def _detail_context(request: HttpRequest, client: Client, **extra) -> dict:
         "audit_rows": AdminAction.objects.filter(target_type="client", target_id=client.client_id)[
             :RECENT_AUDIT_ROWS
         ],
+        "token_events": selectors.client_recent_token_events(client=client),
+        "issuer": settings.KEYWARD_ISSUER,
     }
     return context | extra
 

@@ -4,7 +4,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from audit.models import AdminAction
+from audit.models import AdminAction, TokenEvent
 from audit.services import Actor
 from clients import services
 from clients.models import ScopeGrant
@@ -16,6 +16,19 @@ HTMX = {"HX-Request": "true"}
 def billing(make_client, make_scope):
     client, _secret = make_client("Billing", scopes=[make_scope("orders:read")])
     return client
+
+
+def token_event(client, *, reason: str, ip: str) -> TokenEvent:
+    return TokenEvent.objects.create(
+        occurred_at=timezone.now(),
+        endpoint="token",
+        client_id=client.client_id,
+        client_known=True,
+        outcome="failure",
+        reason=reason,
+        source_ip=ip,
+        status_code=401,
+    )
 
 
 def detail_url(client) -> str:
@@ -38,6 +51,22 @@ class TestClientDetail:
         assert billing.client_id in response.text and secret.hint in response.text
         assert "orders:read" in response.text
         assert "client.register" in response.text and "scope.grant" in response.text
+
+    def test_it_lists_recent_token_requests_with_their_real_reasons(
+        self, viewer_client, billing, make_client
+    ):
+        other, _ = make_client("Other")
+        ip_refused = token_event(billing, reason="ip_not_allowed", ip="203.0.113.9")
+        token_event(other, reason="bad_secret", ip="198.51.100.7")
+        response = viewer_client.get(detail_url(billing))
+        assert "Recent token requests" in response.text
+        assert "ip_not_allowed" in response.text and ip_refused.source_ip in response.text
+        assert "198.51.100.7" not in response.text  # another client's request
+
+    def test_it_says_how_to_make_a_first_token_request(self, viewer_client, billing):
+        response = viewer_client.get(detail_url(billing))
+        assert "No token requests yet" in response.text
+        assert f"curl -u {billing.client_id}:SECRET" in response.text
 
     def test_it_marks_revoked_secrets(self, viewer_client, billing):
         services.client_secret_revoke(actor=Actor.cli(), secret=billing.secrets.get())

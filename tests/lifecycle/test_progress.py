@@ -66,6 +66,14 @@ class TestSecretProgress:
         _current, older = client_secret_progress(client=client)
         assert older.in_use and not older.safe_to_revoke
 
+    def test_it_says_just_now_for_a_use_under_a_minute_ago(self, prod_client, clock):
+        client, _ = prod_client
+        old = client.secrets.get()
+        record_event(old, at=T0 + timedelta(seconds=10), ip="10.1.2.3")
+        clock.shift(timedelta(seconds=30))
+        (current,) = client_secret_progress(client=client)
+        assert current.status == "current secret — last used just now from 10.1.2.3"
+
     def test_it_labels_revoked_and_expired_secrets(self, prod_client, clock):
         client, _ = prod_client
         services.client_secret_rotate(actor=Actor.cli(), client=client, grace=timedelta(0))
