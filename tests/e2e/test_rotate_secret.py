@@ -106,7 +106,8 @@ class TestRotateSecret:
         assert_gets_token(base, client.client_id, old_plain)
         token_events_ingest()
         page.reload()
-        expect(old_row).to_contain_text(re.compile(r"in use — last used (just now|.* ago) from 127\.0\.0\.1"))
+        in_use = re.compile(r"in use — last used (just now|.* ago) from 127\.0\.0\.1")
+        expect(old_row).to_contain_text(in_use)
 
         # Revoke the old secret through the confirmation page, back to the client page.
         old_row.get_by_role("button", name=f"Revoke {old.hint}").click()
