@@ -268,6 +268,7 @@ def bench_keyward(args) -> list[Result]:
     redis.Redis.from_url(REDIS_URL).flushdb()
     log("Keyward: migrating and seeding")
     manage(env, "migrate", "--noinput")
+    manage(env, "collectstatic", "--noinput")  # as a deployment would; whitenoise wants it
     creds = seed(env, SEED_KEYWARD)
     auth = basic(creds["client_id"], creds["secret"])
     results = []
