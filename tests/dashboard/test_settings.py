@@ -45,6 +45,14 @@ class TestSettings:
         assert result.returncode == 0, result.stdout + result.stderr
         assert "no issues" in result.stdout
 
+    def test_it_collects_static_files_for_production(self, tmp_path):
+        # The Docker build runs this; a vendored file pointing at a missing one breaks it.
+        result = manage(
+            "collectstatic", "--noinput", env=PRODUCTION_ENV | {"STATIC_ROOT": str(tmp_path)}
+        )
+        assert result.returncode == 0, result.stderr
+        assert (tmp_path / "staticfiles.json").exists()
+
     def test_it_fails_loudly_when_a_production_setting_is_missing(self):
         for name in ("SECRET_KEY", "KEYWARD_SECRET_PEPPER", "DATABASE_URL", "REDIS_URL"):
             env = {k: v for k, v in PRODUCTION_ENV.items() if k != name}
