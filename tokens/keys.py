@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
+import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.fernet import Fernet
 from cryptography.hazmat.primitives import hashes
@@ -181,7 +182,7 @@ class KeyRing:
     def sign(self, claims: dict) -> str:
         """A compact JWS over `claims` with the active key; header typ at+jwt (RFC 9068 §2.1)."""
         key = self.active
-        payload = b64url(json.dumps(claims, separators=(",", ":")).encode())
+        payload = b64url(orjson.dumps(claims))
         signing_input = key.header_b64 + b"." + payload
         signature = _sign(key.algorithm, key.private_key, signing_input)
         return (signing_input + b"." + b64url(signature)).decode("ascii")

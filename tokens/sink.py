@@ -17,13 +17,13 @@ number, so Retry-After is simply the time left in the window.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import threading
 import time
 from dataclasses import dataclass
 
+import orjson
 import redis
 from django.conf import settings
 from django.core.cache import cache
@@ -211,7 +211,7 @@ def emit(
                     *counter_keys,
                 ],
                 [
-                    json.dumps(event, separators=(",", ":")),
+                    orjson.dumps(event),
                     window + 1,
                     failure_limit,
                     "1" if auth_failed else "0",

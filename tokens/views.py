@@ -1,10 +1,10 @@
 from __future__ import annotations
 
-import json
 import logging
 import time
 import uuid
 
+import orjson
 from authlib.consts import default_json_headers
 from authlib.oauth2.rfc6749.errors import (
     InvalidGrantError,
@@ -64,9 +64,7 @@ NO_STORE = [("Cache-Control", "no-store"), ("Pragma", "no-cache")]
 
 
 def _json(status: int, body, headers=()) -> HttpResponse:
-    response = HttpResponse(
-        json.dumps(body, separators=(",", ":")), status=status, content_type="application/json"
-    )
+    response = HttpResponse(orjson.dumps(body), status=status, content_type="application/json")
     for name, value in headers:
         if name != "Content-Type":
             response[name] = value
