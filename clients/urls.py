@@ -1,8 +1,24 @@
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import path, register_converter
 
 from . import views
+from .models import SCOPE_NAME_RE
+
+
+class ScopeNameConverter:
+    """Only well-formed scope names reach the views (a NUL byte would reach PostgreSQL)."""
+
+    regex = SCOPE_NAME_RE.pattern.removeprefix("^").removesuffix("$")
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+register_converter(ScopeNameConverter, "scope")
 
 app_name = "clients"
 
@@ -13,16 +29,16 @@ urlpatterns = [
     path("new/", views.client_register, name="register"),
     path("scopes/", views.scope_list, name="scope_list"),
     path("scopes/_new/", views.scope_create, name="scope_create"),
-    path("scopes/<str:name>/", views.scope_detail, name="scope_detail"),
-    path("scopes/<str:name>/edit/", views.scope_edit, name="scope_edit"),
-    path("scopes/<str:name>/delete/", views.scope_delete, name="scope_delete"),
+    path("scopes/<scope:name>/", views.scope_detail, name="scope_detail"),
+    path("scopes/<scope:name>/edit/", views.scope_edit, name="scope_edit"),
+    path("scopes/<scope:name>/delete/", views.scope_delete, name="scope_delete"),
     path("<slug:client_id>/", views.client_detail, name="detail"),
     path("<slug:client_id>/edit/", views.client_edit, name="edit"),
     path("<slug:client_id>/status/", views.client_set_status, name="set_status"),
     path("<slug:client_id>/delete/", views.client_delete, name="delete"),
     path("<slug:client_id>/scopes/add/", views.client_scope_add, name="scope_add"),
     path(
-        "<slug:client_id>/scopes/<str:scope_name>/remove/",
+        "<slug:client_id>/scopes/<scope:scope_name>/remove/",
         views.client_scope_remove,
         name="scope_remove",
     ),

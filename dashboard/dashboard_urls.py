@@ -1,8 +1,23 @@
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import path, register_converter
 
 from . import views
+
+
+class UsernameConverter:
+    """Characters Django's username validator allows; anything else is a 404, not a query."""
+
+    regex = r"[\w.@+-]+"
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+register_converter(UsernameConverter, "username")
 
 app_name = "dashboard"
 
@@ -10,6 +25,6 @@ urlpatterns = [
     path("", views.overview, name="overview"),
     path("users/", views.user_list, name="users"),
     path("users/new/", views.user_create, name="user_create"),
-    path("users/<str:username>/role/", views.user_set_role, name="user_set_role"),
-    path("users/<str:username>/active/", views.user_set_active, name="user_set_active"),
+    path("users/<username:username>/role/", views.user_set_role, name="user_set_role"),
+    path("users/<username:username>/active/", views.user_set_active, name="user_set_active"),
 ]
