@@ -66,6 +66,11 @@ def client_secret_progress(*, client: Client, now: datetime | None = None) -> li
         .values_list("occurred_at", flat=True)
         .first()
     )
+    # Until the new secret is used, "no use since the rotation" proves little while tokens
+    # issued before it are still valid: their holders have not needed a secret yet.
+    quiet_until = None
+    if switched_at is None:
+        quiet_until = rotated_at + timedelta(seconds=client.access_token_lifetime)
     still_used = set()
     if switched_at is not None:
         still_used = set(
@@ -79,6 +84,7 @@ def client_secret_progress(*, client: Client, now: datetime | None = None) -> li
             since,
             now,
             in_use=secret.pk in still_used if switched_at else counts.get(secret.pk, 0) > 0,
+            quiet_until=quiet_until,
         )
         for secret in secrets
     ]
@@ -92,13 +98,21 @@ def _progress(
     now: datetime,
     *,
     in_use: bool,
+    quiet_until: datetime | None = None,
 ) -> SecretProgress:
     last_at, last_ip = secret.last_used_at, secret.last_used_ip
     if uses and secret.is_valid(now):
         latest = since.filter(secret_id=secret.pk).order_by("-occurred_at").first()
         if latest and (last_at is None or latest.occurred_at > last_at):
             last_at, last_ip = latest.occurred_at, latest.source_ip
-    safe = not is_current and secret.is_valid(now) and not in_use
+    too_soon = quiet_until is not None and now < quiet_until
+    safe = not is_current and secret.is_valid(now) and not in_use and not too_soon
+    status = _status(secret, is_current, in_use, last_at, last_ip, now, used_since=uses > 0)
+    if too_soon and not is_current and not in_use and secret.is_valid(now):
+        status = (
+            "no use since rotation yet — tokens issued before it stay valid until "
+            f"{quiet_until:%H:%M} UTC; safe to revoke then if still unused"
+        )
     return SecretProgress(
         secret=secret,
         last_used_at=last_at,
@@ -107,7 +121,7 @@ def _progress(
         is_current=is_current,
         in_use=in_use,
         safe_to_revoke=safe,
-        status=_status(secret, is_current, in_use, last_at, last_ip, now, used_since=uses > 0),
+        status=status,
     )
 
 

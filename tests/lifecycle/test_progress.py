@@ -66,6 +66,21 @@ class TestSecretProgress:
         _current, older = client_secret_progress(client=client)
         assert older.in_use and not older.safe_to_revoke
 
+    def test_it_waits_one_token_lifetime_before_calling_a_quiet_old_secret_safe(
+        self, prod_client, clock
+    ):
+        client, _ = prod_client  # tokens live 3600 s
+        clock.shift(days(1))
+        services.client_secret_rotate(actor=Actor.cli(), client=client, grace=days(7))
+        clock.shift(timedelta(minutes=10))
+        _current, older = client_secret_progress(client=client)
+        assert not older.in_use and not older.safe_to_revoke
+        assert older.status.startswith("no use since rotation yet")
+        clock.shift(timedelta(hours=1))
+        _current, older = client_secret_progress(client=client)
+        assert older.safe_to_revoke
+        assert older.status == "unused since rotation — safe to revoke"
+
     def test_it_says_just_now_for_a_use_under_a_minute_ago(self, prod_client, clock):
         client, _ = prod_client
         old = client.secrets.get()
