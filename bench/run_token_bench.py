@@ -34,6 +34,9 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 # e.g. BENCH_GUNICORN_ARGS="--worker-class gthread --threads 4" to compare worker models.
 GUNICORN_EXTRA_ARGS = os.environ.get("BENCH_GUNICORN_ARGS", "").split()
 TARGETS = {"RS256": 1800, "ES256": 2500, "introspect": 2500}
+SIGN_AND_READ = "bare view + ES256 sign + 1 row"
+# The issue's figures for scale, from its 2-core machine (sync workers).
+REFERENCE_RATES = {"bare Django JSON view": 5000, SIGN_AND_READ: 2700}
 
 KEYWARD_ENV = {
     "DEBUG": "0",
@@ -165,15 +168,17 @@ def services_ticks() -> int:
 
 
 @contextlib.contextmanager
-def gunicorn(env: dict, wsgi: str, workers: int):
+def gunicorn(env: dict, app: str, workers: int, worker_class: str | None = None):
+    """gunicorn with gunicorn.conf.py; `worker_class` "sync" for a WSGI app."""
     port = free_port()
     proc = subprocess.Popen(
         [
             GUNICORN,
             "--config",
             str(ROOT / "gunicorn.conf.py"),
-            wsgi,
+            app,
             *(["--workers", str(workers)] if workers else []),
+            *(["--worker-class", worker_class] if worker_class else []),
             "--bind",
             f"127.0.0.1:{port}",
             "--log-level",
@@ -274,7 +279,12 @@ def bench_keyward(args) -> list[Result]:
     results = []
     for alg in ("RS256", "ES256"):
         manage(env, "shell", "-c", ACTIVATE_KEY.format(alg=alg))
-        with gunicorn(env, "dashboard.wsgi:application", args.workers) as server:
+        if args.compare_sync:
+            with gunicorn(env, "dashboard.wsgi:application", args.workers, "sync") as server:
+                url = server[1] + "/token-srv/token"
+                name = f"Keyward token {alg}, sync workers"
+                results.append(measure(name, server, url, args, auth=auth))
+        with gunicorn(env, "dashboard.asgi:application", args.workers) as server:
             url = server[1] + "/token-srv/token"
             results.append(measure(f"Keyward token {alg}", server, url, args, auth=auth))
             if alg == "ES256":
@@ -296,8 +306,10 @@ def bench_dot(args) -> list[Result]:
         manage(env, "migrate", "--noinput", settings=settings)
         creds = seed(env, SEED_DOT, settings=settings)
         auth = basic(creds["client_id"], creds["secret"])
+        # WSGI with sync workers: django-oauth-toolkit's usual deployment, and that of the
+        # issue's reference figures.
         with gunicorn(
-            env | {"DJANGO_SETTINGS_MODULE": settings}, "bench.dot_site.wsgi", args.workers
+            env | {"DJANGO_SETTINGS_MODULE": settings}, "bench.dot_site.wsgi", args.workers, "sync"
         ) as server:
             label = "cheap md5 hasher" if hasher == "md5" else "default PBKDF2 hasher"
             url = server[1] + "/o/token/"
@@ -305,7 +317,20 @@ def bench_dot(args) -> list[Result]:
             if hasher == "md5":
                 url = server[1] + "/bare/"
                 results.append(measure("bare Django JSON view", server, url, args))
+                url = server[1] + "/bare-sign/"
+                results.append(measure(SIGN_AND_READ, server, url, args))
     return results
+
+
+def machine_scale(by_name: dict[str, Result]) -> None:
+    """This machine's speed against the figures the issue's targets were set beside."""
+    for name, reference in REFERENCE_RATES.items():
+        r = by_name.get(name)
+        if r is not None and r.rate:
+            print(
+                f"  {name}: {r.rate:,.0f}/s here, ~{reference:,}/s on the issue's reference "
+                f"machine ({r.rate / reference:.2f}x)"
+            )
 
 
 def report(results: list[Result]) -> None:
@@ -325,6 +350,8 @@ def report(results: list[Result]) -> None:
         for ours in ("Keyward token RS256", "Keyward token ES256"):
             if dot in by_name and ours in by_name and by_name[dot].rate:
                 print(f"{ours} / {dot}: {by_name[ours].rate / by_name[dot].rate:,.1f}x")
+    print()
+    machine_scale(by_name)
     print()
     for key, target in TARGETS.items():
         name = "Keyward introspect" if key == "introspect" else f"Keyward token {key}"
@@ -350,7 +377,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument(
-        "--workers", type=int, default=0, help="gunicorn sync workers (default: gunicorn.conf.py)"
+        "--workers", type=int, default=0, help="gunicorn workers (default: gunicorn.conf.py)"
     )
     parser.add_argument(
         "--dot-slow-duration",
@@ -359,6 +386,11 @@ def main() -> None:
         help="seconds for DOT with its default (slow) hasher",
     )
     parser.add_argument("--only", choices=["keyward", "dot"], help="run one side only")
+    parser.add_argument(
+        "--compare-sync",
+        action="store_true",
+        help="also measure Keyward's token endpoint under sync workers (WSGI)",
+    )
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is needed: apt-get install wrk")

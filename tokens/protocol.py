@@ -89,6 +89,8 @@ def form_parse(request: HttpRequest) -> dict[str, str]:
         raise InvalidRequestError(f"The body must not exceed {MAX_BODY_BYTES} bytes.")
     try:
         body = request.body
+        if len(body) > MAX_BODY_BYTES:  # a chunked body has no Content-Length to check first
+            raise InvalidRequestError(f"The body must not exceed {MAX_BODY_BYTES} bytes.")
         pairs = parse_qsl(
             body.decode("utf-8"),
             keep_blank_values=True,

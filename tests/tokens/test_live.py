@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import jwt
 import pytest
@@ -21,8 +16,6 @@ from audit.services import Actor
 from clients import services as client_services
 
 from .conftest import basic
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -86,53 +79,6 @@ class TestInterop:
         assert body["grant_types_supported"] == ["client_credentials"]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture
-def second_server(transactional_db):
-    """gunicorn with two workers on the test database and the test Redis."""
-    port = _free_port()
-    db = settings.DATABASES["default"]
-    env = os.environ | {
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:"
-        f"{db['PORT'] or 5432}/{db['NAME']}",
-        "REDIS_URL": settings.REDIS_URL,
-        "LOG_LEVEL": "WARNING",
-    }
-    process = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "gunicorn"),
-            "dashboard.wsgi",
-            "-w",
-            "2",
-            "-b",
-            f"127.0.0.1:{port}",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            requests.get(url + "/.well-known/oauth-authorization-server", timeout=5)
-            break
-        except requests.RequestException:
-            time.sleep(0.1)
-    else:
-        process.kill()
-        pytest.fail("gunicorn did not start: " + process.stderr.read().decode()[-2000:])
-    yield url
-    process.terminate()
-    process.wait(timeout=10)
-
-
 def _token_status(url: str, client_id: str, secret: str) -> int:
     return requests.post(
         url + "/token-srv/token",
@@ -156,19 +102,23 @@ def _all_workers_refuse_after_a_second(url, client_id, secret, changed_at) -> No
 
 
 class TestSecondProcess:
-    def test_a_revoked_secret_is_refused_within_a_second(self, second_server, make_client):
+    def test_a_revoked_secret_is_refused_within_a_second(self, production_server, make_client):
         client, secret = make_client()
         # Both workers cache the client (requests are spread over them).
-        assert {_token_status(second_server, client.client_id, secret) for _ in range(6)} == {200}
+        assert {_token_status(production_server, client.client_id, secret) for _ in range(6)} == {
+            200
+        }
         changed_at = time.monotonic()
         client_services.client_secret_revoke(actor=Actor.cli(), secret=client.secrets.get())
-        assert _refused_within(second_server, client.client_id, secret, changed_at) <= 1.0
-        _all_workers_refuse_after_a_second(second_server, client.client_id, secret, changed_at)
+        assert _refused_within(production_server, client.client_id, secret, changed_at) <= 1.0
+        _all_workers_refuse_after_a_second(production_server, client.client_id, secret, changed_at)
 
-    def test_a_disabled_client_is_refused_within_a_second(self, second_server, make_client):
+    def test_a_disabled_client_is_refused_within_a_second(self, production_server, make_client):
         client, secret = make_client()
-        assert {_token_status(second_server, client.client_id, secret) for _ in range(6)} == {200}
+        assert {_token_status(production_server, client.client_id, secret) for _ in range(6)} == {
+            200
+        }
         changed_at = time.monotonic()
         client_services.client_set_status(actor=Actor.cli(), client=client, status="disabled")
-        assert _refused_within(second_server, client.client_id, secret, changed_at) <= 1.0
-        _all_workers_refuse_after_a_second(second_server, client.client_id, secret, changed_at)
+        assert _refused_within(production_server, client.client_id, secret, changed_at) <= 1.0
+        _all_workers_refuse_after_a_second(production_server, client.client_id, secret, changed_at)
