@@ -7,29 +7,27 @@ HTTP parser: ~0.3 ms of CPU per request before Django saw it (a hello-world WSGI
 connection, as every HTTP client library does, get the difference on every token.
 
 The three token-service endpoints keep everything the WSGI path gives them (Django's request
-object, `SecurityMiddleware`, `request_started` / `request_finished` with their connection
-cleanup) but skip the ASGI→WSGI bridge. Their views run one at a time on one thread per
-process, so the per-thread database and Redis connections persist exactly as in a sync
-worker, and a blocking view never stalls the event loop. Every other path (dashboard,
+object, `SecurityMiddleware`, `request_started` / `request_finished`) but skip the
+ASGI→WSGI bridge and run inline on the event loop, one request at a time per process, as
+in a sync worker. They need no database when warm; what does is marked `@database_io` and
+runs on a dedicated thread (tokens/database_thread.py). Every other path (dashboard,
 well-known documents, static files) goes to Django's WSGI application through asgiref's
-bridge, which also runs it on a single thread per process: Django's own ASGI handler would
-start a thread per request, and with it a database connection per request.
+bridge, which runs it on a single thread per process: Django's own ASGI handler would start
+a thread per request, and with it a database connection per request.
 """
 
 from __future__ import annotations
 
-import asyncio
 import io
 import logging
-from concurrent.futures import ThreadPoolExecutor
 
 import orjson
 from django.core import signals
 from django.core.handlers.asgi import ASGIRequest
-from django.db import connections
 from django.http import HttpResponse, HttpResponseNotFound
 from django.middleware.security import SecurityMiddleware
 
+from .database_thread import database_thread_close, on_event_loop
 from .middleware import ROUTES, TokenServiceShortcut
 from .protocol import MAX_BODY_BYTES
 
@@ -48,11 +46,10 @@ def _not_a_token_path(request) -> HttpResponse:  # the shortcut only passes othe
 
 
 class TokenServiceASGI:
-    """ASGI application: token-service paths on their own thread, the rest to `fallback`."""
+    """ASGI application: token-service paths inline, the rest to `fallback`."""
 
     def __init__(self, fallback):
         self.fallback = fallback
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="token-service")
         self.handler = SecurityMiddleware(TokenServiceShortcut(_not_a_token_path))
 
     async def __call__(self, scope, receive, send) -> None:
@@ -71,11 +68,9 @@ class TokenServiceASGI:
         body = await _body_read(receive)
         if body is None:
             return  # the client went away before sending its body
-        loop = asyncio.get_running_loop()
         try:
-            status, headers, content = await loop.run_in_executor(
-                self.executor, self.respond, scope, body
-            )
+            with on_event_loop():
+                status, headers, content = self.respond(scope, body)
         except Exception:
             log.exception("token service front failed on %s", scope.get("path"))
             status, headers, content = SERVER_ERROR
@@ -83,7 +78,7 @@ class TokenServiceASGI:
         await send({"type": "http.response.body", "body": content})
 
     def respond(self, scope, body: bytes) -> tuple[int, Headers, bytes]:
-        """Run on the token-service thread: Django's request cycle, minus URL resolution."""
+        """Django's request cycle for one token-service request, minus URL resolution."""
         signals.request_started.send(sender=self.__class__, scope=scope)
         response = None
         try:
@@ -101,8 +96,7 @@ class TokenServiceASGI:
             if message["type"] == "lifespan.startup":
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                await asyncio.get_running_loop().run_in_executor(self.executor, _connections_close)
-                self.executor.shutdown(wait=True)
+                database_thread_close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -139,8 +133,3 @@ def _headers(response: HttpResponse) -> Headers:
     for cookie in response.cookies.values():
         headers.append((b"set-cookie", cookie.output(header="").encode("ascii").strip()))
     return headers
-
-
-def _connections_close() -> None:
-    for connection in connections.all(initialized_only=True):
-        connection.close()

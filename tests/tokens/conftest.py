@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import socket
@@ -117,10 +118,10 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture
-def production_server(transactional_db):
+@contextlib.contextmanager
+def gunicorn_serving(**env_overrides):
     """The web process as deployed: gunicorn.conf.py serving dashboard.asgi with 2 workers,
-    on the test database and the test Redis. Yields its base URL."""
+    on the test database and the test Redis unless overridden. Yields its base URL."""
     port = _free_port()
     db = settings.DATABASES["default"]
     env = os.environ | {
@@ -132,6 +133,10 @@ def production_server(transactional_db):
         "WEB_CONCURRENCY": "2",
         "GUNICORN_BIND": f"127.0.0.1:{port}",
     }
+    env |= env_overrides
+    # The browser tests set this for their own process; a server must run with Django's
+    # async-safety guard on, so that database work on the event loop fails loudly here.
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     process = subprocess.Popen(
         [
             str(Path(sys.executable).parent / "gunicorn"),
@@ -155,6 +160,14 @@ def production_server(transactional_db):
     else:
         process.kill()
         pytest.fail("gunicorn did not start: " + process.stderr.read().decode()[-2000:])
-    yield url
-    process.terminate()
-    process.wait(timeout=10)
+    try:
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture
+def production_server(transactional_db):
+    with gunicorn_serving() as url:
+        yield url
