@@ -12,7 +12,7 @@ class KeywardWorker(UvicornWorker):
       X-Forwarded-For on connections from 127.0.0.1. The token service decides which proxies
       to believe itself (KEYWARD_TRUSTED_PROXIES), and IP allowlists depend on it.
     - uvloop and httptools named, not "auto": a missing one fails at start, not silently slow.
-    - lifespan on: the app closes its database connections when the worker stops.
+    - lifespan on: the app closes its database thread's connections when the worker stops.
     """
 
     CONFIG_KWARGS = {

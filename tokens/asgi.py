@@ -22,8 +22,10 @@ import io
 import logging
 
 import orjson
+from django.conf import settings
 from django.core import signals
 from django.core.handlers.asgi import ASGIRequest
+from django.core.handlers.exception import convert_exception_to_response
 from django.http import HttpResponse, HttpResponseNotFound
 from django.middleware.security import SecurityMiddleware
 
@@ -34,10 +36,17 @@ from .protocol import MAX_BODY_BYTES
 log = logging.getLogger(__name__)
 
 Headers = list[tuple[bytes, bytes]]
+_SERVER_ERROR_BODY = orjson.dumps(
+    {"error": "server_error", "error_description": "Try again later."}
+)
 SERVER_ERROR = (
     500,
-    [(b"content-type", b"application/json"), (b"cache-control", b"no-store")],
-    orjson.dumps({"error": "server_error", "error_description": "Try again later."}),
+    [
+        (b"content-type", b"application/json"),
+        (b"cache-control", b"no-store"),
+        (b"content-length", b"%d" % len(_SERVER_ERROR_BODY)),
+    ],
+    _SERVER_ERROR_BODY,
 )
 
 
@@ -50,14 +59,17 @@ class TokenServiceASGI:
 
     def __init__(self, fallback):
         self.fallback = fallback
-        self.handler = SecurityMiddleware(TokenServiceShortcut(_not_a_token_path))
+        # As Django's handler builds its chain: an exception in a middleware (DisallowedHost
+        # from the HTTPS redirect, say) becomes Django's 400/500 response, not a traceback.
+        shortcut = convert_exception_to_response(TokenServiceShortcut(_not_a_token_path))
+        self.handler = convert_exception_to_response(SecurityMiddleware(shortcut))
 
     async def __call__(self, scope, receive, send) -> None:
         kind = scope["type"]
         if kind == "http" and _path_info(scope) in ROUTES:
             await self._token_service(scope, receive, send)
         elif kind == "http":
-            await self.fallback(scope, receive, send)
+            await self._dashboard(scope, receive, send)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
         else:  # websocket: nothing here speaks it; closing before accept answers 403
@@ -76,6 +88,30 @@ class TokenServiceASGI:
             status, headers, content = SERVER_ERROR
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": content})
+
+    async def _dashboard(self, scope, receive, send) -> None:
+        """Hand the request to the WSGI application with the guards a WSGI server gives.
+
+        1. The body is read here, up to DATA_UPLOAD_MAX_MEMORY_SIZE (the dashboard takes no
+           uploads): asgiref's bridge would spool any size to disk before Django could
+           refuse it. Larger: 413.
+        2. Header names with underscores are dropped, as gunicorn's sync worker does: in
+           the WSGI environ `X_Forwarded_Proto` and `X-Forwarded-Proto` would be one.
+        """
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        body = await _body_read(receive, limit)
+        if body is None:
+            return
+        if limit is not None and len(body) > limit:
+            await _answer(send, 413, b"text/plain", b"Request body too large.")
+            return
+        headers = [(name, value) for name, value in scope["headers"] if b"_" not in name]
+        replay = [{"type": "http.request", "body": body, "more_body": False}]
+
+        async def receive_replayed():
+            return replay.pop() if replay else await receive()
+
+        await self.fallback(dict(scope, headers=headers), receive_replayed, send)
 
     def respond(self, scope, body: bytes) -> tuple[int, Headers, bytes]:
         """Django's request cycle for one token-service request, minus URL resolution."""
@@ -96,8 +132,12 @@ class TokenServiceASGI:
             if message["type"] == "lifespan.startup":
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                database_thread_close()
-                await send({"type": "lifespan.shutdown.complete"})
+                try:
+                    database_thread_close()
+                except Exception as exc:
+                    await send({"type": "lifespan.shutdown.failed", "message": str(exc)})
+                else:
+                    await send({"type": "lifespan.shutdown.complete"})
                 return
 
 
@@ -109,11 +149,9 @@ def _path_info(scope) -> str:
     return path
 
 
-async def _body_read(receive) -> bytes | None:
-    """The request body, stopping one byte past the limit (the view refuses that size).
-
-    Content-Length is checked by the view before it reads; this bounds a chunked body.
-    """
+async def _body_read(receive, limit: int | None = MAX_BODY_BYTES) -> bytes | None:
+    """The request body, stopping one byte past `limit` (the caller refuses that size);
+    None when the client left first. This also bounds a chunked body."""
     chunks, size = [], 0
     while True:
         message = await receive()
@@ -122,14 +160,22 @@ async def _body_read(receive) -> bytes | None:
         chunk = message.get("body", b"")
         chunks.append(chunk)
         size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            return b"".join(chunks)[: MAX_BODY_BYTES + 1]
+        if limit is not None and size > limit:
+            return b"".join(chunks)[: limit + 1]
         if not message.get("more_body", False):
             return b"".join(chunks)
 
 
+async def _answer(send, status: int, content_type: bytes, body: bytes) -> None:
+    headers = [(b"content-type", content_type), (b"content-length", b"%d" % len(body))]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
 def _headers(response: HttpResponse) -> Headers:
     headers = [(name.encode("ascii"), value.encode("latin-1")) for name, value in response.items()]
+    if not response.has_header("Content-Length"):  # else the server would send it chunked
+        headers.append((b"content-length", b"%d" % len(response.content)))
     for cookie in response.cookies.values():
         headers.append((b"set-cookie", cookie.output(header="").encode("ascii").strip()))
     return headers

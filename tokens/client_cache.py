@@ -165,7 +165,8 @@ def client_lookup_reloaded(client_id: str) -> ClientRecord | None:
 
 
 def _evict(now: float) -> None:
-    for key in [key for key, (expires, _record) in _entries.items() if expires <= now]:
+    # list(): the dashboard's thread may drop an entry (client_changed) meanwhile.
+    for key in [key for key, (expires, _record) in list(_entries.items()) if expires <= now]:
         _entries.pop(key, None)
     if len(_entries) >= MAX_ENTRIES:
         _entries.clear()

@@ -20,6 +20,9 @@ from concurrent.futures import ThreadPoolExecutor
 from django.db import close_old_connections, connections
 
 _thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="token-db")
+# The event loop waits at most this long; then the request fails as server_error and warm
+# requests, which need no database, go on being served.
+WAIT_SECONDS = 10.0
 _state = threading.local()
 
 
@@ -43,7 +46,7 @@ def database_io(function):
     def wrapper(*args, **kwargs):
         if not getattr(_state, "on_loop", False):
             return function(*args, **kwargs)
-        return _thread.submit(_database_call, function, args, kwargs).result()
+        return _thread.submit(_database_call, function, args, kwargs).result(WAIT_SECONDS)
 
     return wrapper
 

@@ -83,6 +83,7 @@ class TestTokenServiceUnderGunicorn:
         assert answer.status_code == 200
         assert answer.headers["X-Content-Type-Options"] == "nosniff"
         assert answer.headers["Cache-Control"] == "no-store"
+        assert int(answer.headers["Content-Length"]) == len(answer.content)
         assert "Server" not in answer.headers
 
     def test_it_records_the_event_with_the_socket_address(
@@ -141,13 +142,15 @@ class TestDashboardUnderGunicorn:
 
 
 class Recorder:
-    """An ASGI app standing in for the dashboard: records the paths it was given."""
+    """An ASGI app standing in for the dashboard: records what it was given."""
 
     def __init__(self):
-        self.paths = []
+        self.paths, self.headers, self.bodies = [], [], []
 
     async def __call__(self, scope, receive, send):
         self.paths.append(scope["path"])
+        self.headers.append(scope["headers"])
+        self.bodies.append((await receive())["body"])
         await send({"type": "http.response.start", "status": 204, "headers": []})
         await send({"type": "http.response.body", "body": b""})
 
@@ -229,6 +232,39 @@ class TestTokenServiceASGI:
         assert sent[0]["status"] == 500
         assert (b"content-type", b"application/json") in sent[0]["headers"]
         assert b'"error":"server_error"' in sent[1]["body"]
+
+
+class TestDashboardGuards:
+    def test_it_replays_the_body_to_the_dashboard(self, front):
+        incoming = [
+            {"type": "http.request", "body": b"a=1&", "more_body": True},
+            {"type": "http.request", "body": b"b=2", "more_body": False},
+        ]
+        _run(front, _http("/login/"), incoming)
+        assert front.fallback.bodies == [b"a=1&b=2"]
+
+    def test_it_refuses_a_body_over_djangos_limit_with_413(self, front, settings):
+        settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+        incoming = [{"type": "http.request", "body": b"x" * 600, "more_body": True}] * 3
+        sent = _run(front, _http("/login/"), incoming)
+        assert sent[0]["status"] == 413
+        assert front.fallback.paths == []
+
+    def test_it_drops_header_names_with_underscores(self, front):
+        scope = _http("/")
+        scope["headers"] = [(b"x_forwarded_proto", b"https"), (b"x-forwarded-proto", b"http")]
+        _run(front, scope, [{"type": "http.request", "body": b""}])
+        assert front.fallback.headers == [[(b"x-forwarded-proto", b"http")]]
+
+
+class TestTokenPathGuards:
+    def test_a_host_outside_allowed_hosts_is_a_400_not_a_500(self, front, settings):
+        settings.SECURE_SSL_REDIRECT = True  # the redirect is what reads the Host header
+        settings.ALLOWED_HOSTS = ["keyward.example.com"]
+        scope = _http("/token-srv/token")
+        scope["headers"] = [(b"host", b"evil.example.net")]
+        sent = _run(front, scope, [{"type": "http.request", "body": b""}])
+        assert sent[0]["status"] == 400
 
 
 class TestDatabaseIO:
