@@ -322,6 +322,38 @@ def bench_dot(args) -> list[Result]:
     return results
 
 
+def signature_cost_ms(algorithm: str, rounds: int = 300) -> float:
+    """CPU ms of one signature with this machine's OpenSSL (best of three batches)."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+
+    if algorithm == "RS256":
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        sign = lambda data: key.sign(data, padding.PKCS1v15(), hashes.SHA256())  # noqa: E731
+    else:
+        key = ec.generate_private_key(ec.SECP256R1())
+        sign = lambda data: key.sign(data, ec.ECDSA(hashes.SHA256()))  # noqa: E731
+    best = float("inf")
+    for _ in range(3):
+        started = time.process_time()
+        for _ in range(rounds):
+            sign(b"x" * 300)
+        best = min(best, (time.process_time() - started) / rounds * 1000)
+    return best
+
+
+def signature_floor() -> None:
+    """What the targets cost in signatures alone, on this machine's cores."""
+    cores = os.cpu_count() or 1
+    for algorithm in ("RS256", "ES256"):
+        cost = signature_cost_ms(algorithm)
+        needed = TARGETS[algorithm] * cost / 1000
+        print(
+            f"  {algorithm} signature: {cost:.3f} ms CPU here; {TARGETS[algorithm]:,} tokens/s "
+            f"need {needed:.2f} of {cores} cores for signing alone"
+        )
+
+
 def machine_scale(by_name: dict[str, Result]) -> None:
     """This machine's speed against the figures the issue's targets were set beside."""
     for name, reference in REFERENCE_RATES.items():
@@ -352,6 +384,7 @@ def report(results: list[Result]) -> None:
                 print(f"{ours} / {dot}: {by_name[ours].rate / by_name[dot].rate:,.1f}x")
     print()
     machine_scale(by_name)
+    signature_floor()
     print()
     for key, target in TARGETS.items():
         name = "Keyward introspect" if key == "introspect" else f"Keyward token {key}"
