@@ -368,13 +368,13 @@ def machine_scale(by_name: dict[str, Result]) -> None:
 def report(results: list[Result]) -> None:
     print()
     print(
-        f"{'endpoint':34} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} "
+        f"{'endpoint':34} {'requests':>8} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} "
         f"{'app CPU ms/req':>14} {'PG+Redis CPU ms/req':>19}"
     )
     for r in results:
         print(
-            f"{r.name:34} {r.rate:8,.0f} {r.p50_ms:7.1f} {r.p99_ms:7.1f} {r.errors:6d} "
-            f"{r.cpu_ms_per_request:14.3f} {r.services_cpu_ms_per_request:19.3f}"
+            f"{r.name:34} {r.requests:8,d} {r.rate:8,.0f} {r.p50_ms:7.1f} {r.p99_ms:7.1f} "
+            f"{r.errors:6d} {r.cpu_ms_per_request:14.3f} {r.services_cpu_ms_per_request:19.3f}"
         )
     by_name = {r.name: r for r in results}
     print()
