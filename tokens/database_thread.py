@@ -20,8 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 from django.db import close_old_connections, connections
 
 _thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="token-db")
-# The event loop waits at most this long; then the request fails as server_error and warm
-# requests, which need no database, go on being served.
+# The event loop waits at most this long; then the request fails as server_error rather
+# than the worker hanging until gunicorn's timeout kills it.
 WAIT_SECONDS = 10.0
 _state = threading.local()
 
