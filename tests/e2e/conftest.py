@@ -31,6 +31,12 @@ def chromium():
         )
         yield browser
         browser.close()
+        # While Playwright's loop runs, Django keeps this thread's connections in that
+        # context's storage; close them now, or the test database's teardown cannot see
+        # them and fails to drop it ("being accessed by other users").
+        from django.db import connections
+
+        connections.close_all()
 
 
 @pytest.fixture
