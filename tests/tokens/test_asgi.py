@@ -132,6 +132,12 @@ class TestDashboardUnderGunicorn:
         assert "csrftoken" in answer.cookies
         assert "<form" in answer.text
 
+    def test_static_files_come_through_the_bridge(self, production_server):
+        answer = requests.get(production_server + "/static/keyward.css", timeout=5)
+        assert answer.status_code == 200
+        assert answer.headers["Content-Type"].startswith("text/css")
+        assert int(answer.headers["Content-Length"]) == len(answer.content) > 0
+
     def test_the_well_known_documents_are_served(self, production_server):
         jwks = requests.get(production_server + "/.well-known/jwks.json", timeout=5)
         assert jwks.status_code == 200
