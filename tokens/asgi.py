@@ -171,7 +171,10 @@ async def _answer(send, status: int, content_type: bytes, body: bytes) -> None:
 
 
 def _headers(response: HttpResponse) -> Headers:
-    headers = [(name.encode("ascii"), value.encode("latin-1")) for name, value in response.items()]
+    # ASGI wants header names in lower case.
+    headers = [
+        (name.lower().encode("ascii"), value.encode("latin-1")) for name, value in response.items()
+    ]
     if not response.has_header("Content-Length"):  # else the server would send it chunked
         headers.append((b"content-length", b"%d" % len(response.content)))
     for cookie in response.cookies.values():

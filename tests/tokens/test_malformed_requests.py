@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+
 import pytest
 from django.test import Client as HttpClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from tokens.asgi import TokenServiceASGI
+from tokens.database_thread import database_thread_close
 
 from .conftest import FORM, INTROSPECT_URL, REVOKE_URL, TOKEN_URL, basic
 
@@ -98,3 +104,64 @@ class TestMalformedRequests:
             method, endpoint, b"grant_type=client_credentials", content_type=FORM, **headers
         )
         assert response.status_code < 500
+
+
+# --- The same through the production ASGI front (tokens/asgi.py) -----------------------------
+
+HEADER_BYTES = st.binary(max_size=80).map(lambda raw: raw.replace(b"\r", b"").replace(b"\n", b""))
+HEADER_NAMES = st.sampled_from(
+    [b"content-type", b"authorization", b"content-length", b"x-forwarded-for", b"host", b"x_y"]
+)
+
+
+@pytest.fixture
+def front(transactional_db):
+    """The ASGI front on the test database (its database thread sees committed rows only)."""
+    yield TokenServiceASGI(fallback=None)
+    database_thread_close()
+
+
+def _asgi_answer(app, path: str, headers, chunks: list[bytes]) -> list[dict]:
+    sent = []
+    messages = [
+        {"type": "http.request", "body": chunk, "more_body": i < len(chunks) - 1}
+        for i, chunk in enumerate(chunks or [b""])
+    ]
+
+    async def receive():
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": path,
+        "root_path": "",
+        "query_string": b"",
+        "headers": headers,
+        "client": ("127.0.0.1", 5000),
+        "server": ("127.0.0.1", 8000),
+        "scheme": "http",
+        "http_version": "1.1",
+    }
+    # On a thread of its own: the browser tests leave an event loop running on this one.
+    runner = threading.Thread(target=asyncio.run, args=(app(scope, receive, send),))
+    runner.start()
+    runner.join()
+    return sent
+
+
+class TestMalformedRequestsThroughTheASGIFront:
+    @HYPOTHESIS
+    @given(
+        endpoint=ENDPOINTS,
+        headers=st.lists(st.tuples(HEADER_NAMES, HEADER_BYTES), max_size=6),
+        chunks=st.lists(st.binary(max_size=200), max_size=4),
+    )
+    def test_it_never_answers_5xx(self, front, endpoint, headers, chunks):
+        sent = _asgi_answer(front, endpoint, headers, chunks)
+        assert sent[0]["status"] < 500, sent
+        # Every answer is the protocol's own JSON error (RFC 6749 §5.2), never Django's HTML.
+        assert (b"content-type", b"application/json") in sent[0]["headers"], sent
