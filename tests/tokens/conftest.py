@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import json
@@ -9,6 +10,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -171,3 +173,39 @@ def gunicorn_serving(**env_overrides):
 def production_server(transactional_db):
     with gunicorn_serving() as url:
         yield url
+
+
+# --- Driving an ASGI application in-process --------------------------------------------------
+
+
+def asgi_run(app, scope: dict, incoming: list[dict]) -> list[dict]:
+    """Drive `app` with the `incoming` messages; return what it sent."""
+    sent, queue = [], list(incoming)
+
+    async def receive():
+        return queue.pop(0) if queue else {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    # On a thread of its own: the browser tests leave an event loop running on this one.
+    runner = threading.Thread(target=asyncio.run, args=(app(scope, receive, send),))
+    runner.start()
+    runner.join()
+    return sent
+
+
+def asgi_http_scope(path: str, root_path: str = "", headers=None) -> dict:
+    """An HTTP POST scope as uvicorn would pass it (form content type unless `headers`)."""
+    return {
+        "type": "http",
+        "method": "POST",
+        "path": path,
+        "root_path": root_path,
+        "query_string": b"",
+        "headers": [(b"content-type", FORM.encode())] if headers is None else headers,
+        "client": ("127.0.0.1", 5000),
+        "server": ("127.0.0.1", 8000),
+        "scheme": "http",
+        "http_version": "1.1",
+    }

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
 
 import pytest
@@ -13,7 +12,7 @@ from tokens.asgi import TokenServiceASGI
 from tokens.database_thread import database_io, on_event_loop
 from tokens.protocol import MAX_BODY_BYTES
 
-from .conftest import basic, gunicorn_serving
+from .conftest import asgi_http_scope, asgi_run, basic, gunicorn_serving
 
 GRANT = {"grant_type": "client_credentials"}
 
@@ -161,38 +160,6 @@ class Recorder:
         await send({"type": "http.response.body", "body": b""})
 
 
-def _run(app, scope: dict, incoming: list[dict]) -> list[dict]:
-    """Drive `app` with the `incoming` messages; return what it sent."""
-    sent, queue = [], list(incoming)
-
-    async def receive():
-        return queue.pop(0) if queue else {"type": "http.disconnect"}
-
-    async def send(message):
-        sent.append(message)
-
-    # On a thread of its own: the browser tests leave an event loop running on this one.
-    runner = threading.Thread(target=asyncio.run, args=(app(scope, receive, send),))
-    runner.start()
-    runner.join()
-    return sent
-
-
-def _http(path: str, root_path: str = "") -> dict:
-    return {
-        "type": "http",
-        "method": "POST",
-        "path": path,
-        "root_path": root_path,
-        "query_string": b"",
-        "headers": [(b"content-type", b"application/x-www-form-urlencoded")],
-        "client": ("127.0.0.1", 5000),
-        "server": ("127.0.0.1", 8000),
-        "scheme": "http",
-        "http_version": "1.1",
-    }
-
-
 @pytest.fixture
 def front():
     return TokenServiceASGI(fallback=Recorder())
@@ -201,19 +168,19 @@ def front():
 class TestTokenServiceASGI:
     def test_it_completes_startup_and_shutdown(self, front):
         incoming = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
-        sent = _run(front, {"type": "lifespan"}, incoming)
+        sent = asgi_run(front, {"type": "lifespan"}, incoming)
         assert [m["type"] for m in sent] == [
             "lifespan.startup.complete",
             "lifespan.shutdown.complete",
         ]
 
     def test_it_refuses_websockets(self, front):
-        sent = _run(front, {"type": "websocket", "path": "/"}, [{"type": "websocket.connect"}])
+        sent = asgi_run(front, {"type": "websocket", "path": "/"}, [{"type": "websocket.connect"}])
         assert sent == [{"type": "websocket.close", "code": 1008}]
 
     def test_it_passes_every_other_path_to_the_dashboard(self, front):
         for path in ("/", "/login/", "/token-srv/tokens", "/.well-known/jwks.json"):
-            _run(front, _http(path), [{"type": "http.request", "body": b""}])
+            asgi_run(front, asgi_http_scope(path), [{"type": "http.request", "body": b""}])
         assert front.fallback.paths == [
             "/",
             "/login/",
@@ -222,11 +189,15 @@ class TestTokenServiceASGI:
         ]
 
     def test_it_routes_by_the_path_below_the_mount_point(self, front):
-        _run(front, _http("/kw/token-srv/token", root_path="/kw"), [{"type": "http.disconnect"}])
+        asgi_run(
+            front,
+            asgi_http_scope("/kw/token-srv/token", root_path="/kw"),
+            [{"type": "http.disconnect"}],
+        )
         assert front.fallback.paths == []
 
     def test_it_answers_nothing_when_the_client_leaves_before_its_body(self, front):
-        sent = _run(front, _http("/token-srv/token"), [{"type": "http.disconnect"}])
+        sent = asgi_run(front, asgi_http_scope("/token-srv/token"), [{"type": "http.disconnect"}])
         assert sent == []
 
     def test_a_fault_of_its_own_is_answered_as_json_server_error(self, front):
@@ -234,7 +205,9 @@ class TestTokenServiceASGI:
             raise RuntimeError("boom")
 
         front.handler = broken
-        sent = _run(front, _http("/token-srv/token"), [{"type": "http.request", "body": b"x"}])
+        sent = asgi_run(
+            front, asgi_http_scope("/token-srv/token"), [{"type": "http.request", "body": b"x"}]
+        )
         assert sent[0]["status"] == 500
         assert (b"content-type", b"application/json") in sent[0]["headers"]
         assert b'"error":"server_error"' in sent[1]["body"]
@@ -246,20 +219,20 @@ class TestDashboardGuards:
             {"type": "http.request", "body": b"a=1&", "more_body": True},
             {"type": "http.request", "body": b"b=2", "more_body": False},
         ]
-        _run(front, _http("/login/"), incoming)
+        asgi_run(front, asgi_http_scope("/login/"), incoming)
         assert front.fallback.bodies == [b"a=1&b=2"]
 
     def test_it_refuses_a_body_over_djangos_limit_with_413(self, front, settings):
         settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
         incoming = [{"type": "http.request", "body": b"x" * 600, "more_body": True}] * 3
-        sent = _run(front, _http("/login/"), incoming)
+        sent = asgi_run(front, asgi_http_scope("/login/"), incoming)
         assert sent[0]["status"] == 413
         assert front.fallback.paths == []
 
     def test_it_drops_header_names_with_underscores(self, front):
-        scope = _http("/")
+        scope = asgi_http_scope("/")
         scope["headers"] = [(b"x_forwarded_proto", b"https"), (b"x-forwarded-proto", b"http")]
-        _run(front, scope, [{"type": "http.request", "body": b""}])
+        asgi_run(front, scope, [{"type": "http.request", "body": b""}])
         assert front.fallback.headers == [[(b"x-forwarded-proto", b"http")]]
 
 
@@ -267,9 +240,9 @@ class TestTokenPathGuards:
     def test_a_host_outside_allowed_hosts_is_a_400_not_a_500(self, front, settings):
         settings.SECURE_SSL_REDIRECT = True  # the redirect is what reads the Host header
         settings.ALLOWED_HOSTS = ["keyward.example.com"]
-        scope = _http("/token-srv/token")
+        scope = asgi_http_scope("/token-srv/token")
         scope["headers"] = [(b"host", b"evil.example.net")]
-        sent = _run(front, scope, [{"type": "http.request", "body": b""}])
+        sent = asgi_run(front, scope, [{"type": "http.request", "body": b""}])
         assert sent[0]["status"] == 400
 
 
@@ -296,5 +269,5 @@ class TestBodyLimit:
             {"type": "http.request", "body": b"b" * 10, "more_body": True},
             {"type": "http.request", "body": b"c" * 10, "more_body": False},
         ]
-        _run(front, _http("/token-srv/token"), incoming)
+        asgi_run(front, asgi_http_scope("/token-srv/token"), incoming)
         assert seen == [MAX_BODY_BYTES + 1]

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import threading
-
 import pytest
 from django.test import Client as HttpClient
 from hypothesis import HealthCheck, given, settings
@@ -13,7 +10,7 @@ from hypothesis import strategies as st
 from tokens.asgi import TokenServiceASGI
 from tokens.database_thread import database_thread_close
 
-from .conftest import FORM, INTROSPECT_URL, REVOKE_URL, TOKEN_URL, basic
+from .conftest import FORM, INTROSPECT_URL, REVOKE_URL, TOKEN_URL, asgi_http_scope, asgi_run, basic
 
 ENDPOINTS = st.sampled_from([TOKEN_URL, INTROSPECT_URL, REVOKE_URL])
 PARAM_NAMES = st.sampled_from(
@@ -122,35 +119,11 @@ def front(transactional_db):
 
 
 def _asgi_answer(app, path: str, headers, chunks: list[bytes]) -> list[dict]:
-    sent = []
     messages = [
         {"type": "http.request", "body": chunk, "more_body": i < len(chunks) - 1}
         for i, chunk in enumerate(chunks or [b""])
     ]
-
-    async def receive():
-        return messages.pop(0) if messages else {"type": "http.disconnect"}
-
-    async def send(message):
-        sent.append(message)
-
-    scope = {
-        "type": "http",
-        "method": "POST",
-        "path": path,
-        "root_path": "",
-        "query_string": b"",
-        "headers": headers,
-        "client": ("127.0.0.1", 5000),
-        "server": ("127.0.0.1", 8000),
-        "scheme": "http",
-        "http_version": "1.1",
-    }
-    # On a thread of its own: the browser tests leave an event loop running on this one.
-    runner = threading.Thread(target=asyncio.run, args=(app(scope, receive, send),))
-    runner.start()
-    runner.join()
-    return sent
+    return asgi_run(app, asgi_http_scope(path, headers=headers), messages)
 
 
 class TestMalformedRequestsThroughTheASGIFront:
