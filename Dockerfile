@@ -5,6 +5,8 @@ WORKDIR /app
 RUN useradd --create-home --uid 10001 keyward
 
 COPY pyproject.toml README.md ./
+COPY keyward keyward
+COPY base base
 COPY dashboard dashboard
 COPY clients clients
 COPY tokens tokens
@@ -18,4 +20,4 @@ RUN DEBUG=0 SECRET_KEY=build KEYWARD_SECRET_PEPPER=build KEYWARD_ISSUER=https://
 
 USER keyward
 EXPOSE 8000
-CMD ["gunicorn", "--config", "gunicorn.conf.py", "dashboard.asgi:application"]
+CMD ["gunicorn", "--config", "gunicorn.conf.py", "keyward.asgi:application"]

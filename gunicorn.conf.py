@@ -1,6 +1,6 @@
 """gunicorn settings for the web process (Dockerfile, docker-compose.yml, bench/).
 
-Serve `dashboard.asgi:application`: uvicorn workers (keep-alive, C HTTP parser) with the
+Serve `keyward.asgi:application`: uvicorn workers (keep-alive, C HTTP parser) with the
 token service on its own path (tokens/asgi.py). One worker more than there are cores keeps
 every core busy while a worker waits on Redis or the database. bench/README.md has the
 figures, and those of sync workers for comparison.
@@ -13,7 +13,7 @@ import os
 
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() + 1))
-worker_class = "dashboard.gunicorn_worker.KeywardWorker"
+worker_class = "keyward.gunicorn_worker.KeywardWorker"
 backlog = 2048
 timeout = 30
 # Idle keep-alive connections are held this long. Behind a load balancer set it above the

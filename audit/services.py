@@ -8,6 +8,8 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.http import HttpRequest
 
+from base.http import client_ip
+
 from .models import AdminAction
 
 
@@ -25,7 +27,7 @@ class Actor:
         return cls(
             label=request.user.get_username(),
             user=request.user,
-            ip=request.META.get("REMOTE_ADDR") or None,
+            ip=client_ip(request),
             user_agent=request.headers.get("User-Agent", "")[:300],
         )
 

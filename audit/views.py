@@ -15,7 +15,8 @@ from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 
-from dashboard.roles import Role, role_required
+from base.http import wants_fragment
+from base.roles import Role, role_required
 
 from .forms import AuditFilterForm
 from .models import AdminAction
@@ -85,7 +86,7 @@ def audit_list(request: HttpRequest) -> HttpResponse:
         entry.changes = entry_changes(entry)
     context = {"form": form, "page": page, "filtered": form.is_filtered()}
     template = "audit/list.html"
-    if request.htmx and not request.htmx.history_restore_request:
+    if wants_fragment(request):
         template += "#audit-table"
     response = render(request, template, context)
     # Same URL, two bodies: keep browsers from restoring the fragment as a whole page.

@@ -126,7 +126,7 @@ def recreate_database(name: str) -> str:
     return f"{PG_SERVER}/{name}"
 
 
-def manage(env: dict, *args: str, settings: str = "dashboard.settings") -> str:
+def manage(env: dict, *args: str, settings: str = "keyward.settings") -> str:
     full_env = os.environ | env | {"DJANGO_SETTINGS_MODULE": settings}
     result = subprocess.run(
         [PYTHON, "-m", "django", *args], cwd=ROOT, env=full_env, capture_output=True, text=True
@@ -136,7 +136,7 @@ def manage(env: dict, *args: str, settings: str = "dashboard.settings") -> str:
     return result.stdout
 
 
-def seed(env: dict, code: str, settings: str = "dashboard.settings") -> dict:
+def seed(env: dict, code: str, settings: str = "keyward.settings") -> dict:
     out = manage(env, "shell", "-c", code, settings=settings)
     line = next(line for line in out.splitlines() if line.startswith("SEED "))
     return json.loads(line[5:])
@@ -280,11 +280,11 @@ def bench_keyward(args) -> list[Result]:
     for alg in ("RS256", "ES256"):
         manage(env, "shell", "-c", ACTIVATE_KEY.format(alg=alg))
         if args.compare_sync:
-            with gunicorn(env, "dashboard.wsgi:application", args.workers, "sync") as server:
+            with gunicorn(env, "keyward.wsgi:application", args.workers, "sync") as server:
                 url = server[1] + "/token-srv/token"
                 name = f"Keyward token {alg}, sync workers"
                 results.append(measure(name, server, url, args, auth=auth))
-        with gunicorn(env, "dashboard.asgi:application", args.workers) as server:
+        with gunicorn(env, "keyward.asgi:application", args.workers) as server:
             url = server[1] + "/token-srv/token"
             results.append(measure(f"Keyward token {alg}", server, url, args, auth=auth))
             if alg == "ES256":

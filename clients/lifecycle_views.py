@@ -18,7 +18,8 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from audit.services import Actor
-from dashboard.roles import Role, forbidden, role_required, user_role
+from base.http import wants_fragment
+from base.roles import Role, role_check, role_required, user_role
 
 from . import selectors, services
 from .lifecycle_forms import FindingFilterForm, RotateForm, SecretPolicyForm
@@ -55,8 +56,7 @@ def policy_settings(request: HttpRequest) -> HttpResponse:
     forms = {policy.environment: SecretPolicyForm.for_policy(policy) for policy in policies}
     status = 200
     if request.method == "POST":
-        if user_role(request.user) < Role.ADMIN:
-            return forbidden(request, needed=Role.ADMIN)
+        role_check(request, Role.ADMIN)
         environment = request.POST.get("environment", "")
         if environment not in forms:
             return HttpResponse("Unknown environment.", status=400)
@@ -99,8 +99,9 @@ def secrets_health(request: HttpRequest) -> HttpResponse:
             {k: v for k, v in [("kind", kind), ("environment", environment)] if v}
         ),
     }
-    wants_fragment = request.htmx and not request.htmx.history_restore_request
-    template = "lifecycle/health.html#results" if wants_fragment else "lifecycle/health.html"
+    template = (
+        "lifecycle/health.html#results" if wants_fragment(request) else "lifecycle/health.html"
+    )
     response = render(request, template, context)
     patch_vary_headers(response, ("HX-Request",))
     return response

@@ -18,7 +18,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from audit.models import AdminAction
 from audit.services import Actor
-from dashboard.roles import Role, role_required
+from base.http import wants_fragment
+from base.roles import Role, role_required
 
 from . import selectors, services
 from .forms import (
@@ -55,11 +56,6 @@ def _scope(name: str) -> Scope:
 def _posted(request: HttpRequest) -> QueryDict | None:
     """Bind forms on POST even when the body is empty, so the errors show."""
     return request.POST if request.method == "POST" else None
-
-
-def _wants_fragment(request: HttpRequest) -> bool:
-    # A history-restore request after a cache miss needs the whole page back.
-    return bool(request.htmx) and not request.htmx.history_restore_request
 
 
 def _form_errors(form, exc: ValidationError) -> None:
@@ -132,7 +128,7 @@ def client_list(request: HttpRequest) -> HttpResponse:
         "previous_query": _query(filters, page=str(page.number - 1)) if page.number > 1 else "",
         "next_query": _query(filters, page=str(page.number + 1)) if page.has_next() else "",
     }
-    template = "clients/list.html#results" if _wants_fragment(request) else "clients/list.html"
+    template = "clients/list.html#results" if wants_fragment(request) else "clients/list.html"
     response = render(request, template, context)
     # The same URL answers with a fragment or a page: caches must keep them apart.
     patch_vary_headers(response, ("HX-Request",))
@@ -296,7 +292,7 @@ def scope_list(request: HttpRequest) -> HttpResponse:
             Q(name__icontains=q) | Q(description__icontains=q) | Q(owning_team__icontains=q)
         )
     context = {"search": search, "scopes": scopes, "q": q, "any_scopes": Scope.objects.exists()}
-    template = "clients/scope_list.html#results" if _wants_fragment(request) else None
+    template = "clients/scope_list.html#results" if wants_fragment(request) else None
     response = render(request, template or "clients/scope_list.html", context)
     patch_vary_headers(response, ("HX-Request",))
     return response

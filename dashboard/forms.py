@@ -10,7 +10,7 @@ from django.contrib.auth.password_validation import (
 )
 from django.core.exceptions import ValidationError
 
-from .roles import Role
+from base.roles import Role
 
 ROLE_CHOICES = [(role.label, role.label.capitalize()) for role in Role]
 

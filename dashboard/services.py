@@ -12,8 +12,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from audit.services import Actor, admin_action_record
-
-from .roles import ROLE_BY_GROUP, Role
+from base.roles import ROLE_BY_GROUP, Role
 
 ROLE_NAMES = tuple(ROLE_BY_GROUP)
 

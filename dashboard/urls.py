@@ -1,20 +1,30 @@
 from __future__ import annotations
 
-from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import path, register_converter
 
 from . import views
 
-urlpatterns = [
-    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("healthz", views.healthz, name="healthz"),
-    path("clients/", include("clients.urls")),
-    path("audit/", include("audit.urls")),
-    path("security/", include("clients.lifecycle_urls")),
-    path("", include("tokens.urls")),
-    path("api/", include("tokens.resource_urls")),
-    path("", include("dashboard.dashboard_urls")),
-]
 
-handler403 = "dashboard.views.permission_denied"
+class UsernameConverter:
+    """Characters Django's username validator allows; anything else is a 404, not a query."""
+
+    regex = r"[\w.@+-]+"
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+register_converter(UsernameConverter, "username")
+
+app_name = "dashboard"
+
+urlpatterns = [
+    path("", views.overview, name="overview"),
+    path("users/", views.user_list, name="users"),
+    path("users/new/", views.user_create, name="user_create"),
+    path("users/<username:username>/role/", views.user_set_role, name="user_set_role"),
+    path("users/<username:username>/active/", views.user_set_active, name="user_set_active"),
+]

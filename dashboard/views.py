@@ -3,28 +3,20 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
-from django.db import connection
 from django.db.models import Count
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from audit.models import AdminAction
 from audit.services import Actor
+from base.roles import ROLE_BY_GROUP, Role, role_required
 from clients.models import Client, ClientSecret, Scope, ScopeGrant, SecretFinding
 from clients.selectors import open_finding_counts
 
 from . import services
 from .forms import ROLE_CHOICES, UserActiveForm, UserCreateForm, UserRoleForm
-from .roles import ROLE_BY_GROUP, Role, role_required
-
-
-@require_GET
-def healthz(request: HttpRequest) -> JsonResponse:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
-    return JsonResponse({"status": "ok"})
 
 
 def _clients_per_environment() -> list[dict]:
@@ -167,7 +159,3 @@ def user_set_active(request: HttpRequest, username: str) -> HttpResponse:
         state = "reactivated" if active else "deactivated"
         messages.success(request, f"{user.username} {state}.")
     return _row_response(request, user, None)
-
-
-def permission_denied(request: HttpRequest, exception=None) -> HttpResponse:
-    return render(request, "403.html", status=403)

@@ -6,15 +6,12 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-import ipaddress
 import time
 from dataclasses import dataclass
-from functools import lru_cache
 from urllib.parse import parse_qsl, unquote_plus
 
 from authlib.consts import default_json_headers
 from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidRequestError
-from django.conf import settings
 from django.http import HttpRequest
 
 from audit.models import TokenEvent
@@ -109,47 +106,6 @@ def form_parse(request: HttpRequest) -> dict[str, str]:
             raise InvalidRequestError("Malformed request body.")
         form[key] = value
     return form
-
-
-@lru_cache(maxsize=4)
-def _trusted_networks(entries: tuple[str, ...]) -> tuple:
-    networks = []
-    for entry in entries:
-        try:
-            networks.append(ipaddress.ip_network(entry, strict=False))
-        except ValueError:
-            continue
-    return tuple(networks)
-
-
-def _valid_ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    try:
-        return ipaddress.ip_address(value.strip())
-    except ValueError:
-        return None
-
-
-def client_ip(request: HttpRequest) -> str | None:
-    """The socket address, or behind a trusted proxy the right-most untrusted X-Forwarded-For hop.
-
-    Hops left of a trusted proxy are written by whoever the proxy talked to, so only the
-    right-most address the proxies did not add themselves can be believed.
-    """
-    remote = _valid_ip(request.META.get("REMOTE_ADDR") or "")
-    trusted_entries = settings.KEYWARD_TRUSTED_PROXIES
-    if remote is None or not trusted_entries:
-        return str(remote) if remote is not None else None
-    trusted = _trusted_networks(tuple(trusted_entries))
-    if not any(remote in network for network in trusted):
-        return str(remote)
-    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-    for hop in reversed(forwarded.split(",")):
-        address = _valid_ip(hop)
-        if address is None:
-            break  # a garbled hop: stop trusting the chain
-        if not any(address in network for network in trusted):
-            return str(address)
-    return str(remote)
 
 
 def _basic_credentials(header: str) -> Credentials:

@@ -21,7 +21,8 @@ from django.views.decorators.http import require_GET, require_POST
 
 from audit.models import TokenEvent
 from audit.services import Actor
-from dashboard.roles import Role, role_required
+from base.http import client_ip
+from base.roles import Role, role_required
 
 from . import services
 from .client_cache import client_lookup
@@ -32,7 +33,6 @@ from .protocol import (
     Authenticated,
     ClientAuthenticationFailed,
     client_authenticate,
-    client_ip,
     credentials_extract,
     form_parse,
 )

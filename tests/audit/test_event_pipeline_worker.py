@@ -51,7 +51,7 @@ class Worker:
         env = os.environ | {
             "DATABASE_URL": database_url(),
             "REDIS_URL": django_settings.REDIS_URL,
-            "DJANGO_SETTINGS_MODULE": "dashboard.settings",
+            "DJANGO_SETTINGS_MODULE": "keyward.settings",
             "CELERY_TASK_ALWAYS_EAGER": "",
         }
         with self.log_path.open("wb") as log:
@@ -61,7 +61,7 @@ class Worker:
                     "-m",
                     "celery",
                     "-A",
-                    "dashboard",
+                    "keyward",
                     "worker",
                     "--pool=solo",
                     "--loglevel=INFO",

@@ -12,7 +12,7 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.views.decorators.http import require_GET
 
-from dashboard.roles import Role, role_required
+from base.roles import Role, role_required
 
 # The only views anyone may reach without a role: logging in and out, the load balancer's
 # health check, and the token service's protocol endpoints (they authenticate clients, not

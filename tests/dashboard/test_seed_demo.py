@@ -9,10 +9,10 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from audit.models import AdminAction
+from base.roles import Role, user_role
 from clients.models import Client, Scope, ScopeGrant
 from clients.secrets import secret_matches
 from dashboard.management.commands.seed_demo import DEMO_PASSWORD
-from dashboard.roles import Role, user_role
 
 
 def seed(*args) -> str:

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from audit.models import TokenEvent
 from clients.models import Client, ClientSecret
-from dashboard.celery import app as celery_app
+from keyward.celery import app as celery_app
 
 SECURITY = "security@example.com"
 OWNER = "owner@example.com"

@@ -104,7 +104,6 @@ class TestSend:
         queued.refresh_from_db()
         assert queued.status == "sent" and queued.last_error == "" and queued.attempts == 2
 
-    @pytest.mark.urls("tests.lifecycle.urls")
     def test_a_failed_notification_is_listed_for_admins(self, queued, refusing_smtp, admin_client):
         from .test_views import HEALTH
 

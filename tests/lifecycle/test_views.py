@@ -14,8 +14,6 @@ from clients.secrets import secret_hash
 
 from .conftest import T0, days
 
-pytestmark = pytest.mark.urls("tests.lifecycle.urls")
-
 HEALTH = "/security/"
 SETTINGS = "/security/settings/"
 

@@ -24,7 +24,7 @@ from audit.services import Actor
 from clients import services
 from clients.models import Client, ClientSecret, NotificationLog, SecretFinding
 from clients.tasks import scan_stale_secrets
-from dashboard.celery import app as celery_app
+from keyward.celery import app as celery_app
 
 from .conftest import OWNER, SECURITY
 
@@ -68,7 +68,7 @@ def worker(tmp_path, settings):
     env = os.environ | {
         "DATABASE_URL": database_url(),
         "REDIS_URL": settings.REDIS_URL,
-        "DJANGO_SETTINGS_MODULE": "dashboard.settings",
+        "DJANGO_SETTINGS_MODULE": "keyward.settings",
         "CELERY_TASK_ALWAYS_EAGER": "",
         "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
         "EMAIL_FILE_PATH": str(mail_dir),
@@ -77,7 +77,7 @@ def worker(tmp_path, settings):
     venv_celery = PROJECT_DIR / ".venv/bin/celery"
     celery = [str(venv_celery)] if venv_celery.exists() else [sys.executable, "-m", "celery"]
     command = [
-        *celery, "-A", "dashboard", "worker", "--pool=solo", "-c", "1", "--loglevel=INFO",
+        *celery, "-A", "keyward", "worker", "--pool=solo", "-c", "1", "--loglevel=INFO",
         "--without-gossip", "--without-mingle", "--purge",
         "-n", f"lifecycle-test-{uuid.uuid4().hex[:8]}@%h",
     ]  # fmt: skip

@@ -122,7 +122,7 @@ def _free_port() -> int:
 
 @contextlib.contextmanager
 def gunicorn_serving(**env_overrides):
-    """The web process as deployed: gunicorn.conf.py serving dashboard.asgi with 2 workers,
+    """The web process as deployed: gunicorn.conf.py serving keyward.asgi with 2 workers,
     on the test database and the test Redis unless overridden. Yields its base URL."""
     port = _free_port()
     db = settings.DATABASES["default"]
@@ -144,7 +144,7 @@ def gunicorn_serving(**env_overrides):
             str(Path(sys.executable).parent / "gunicorn"),
             "--config",
             str(ROOT / "gunicorn.conf.py"),
-            "dashboard.asgi:application",
+            "keyward.asgi:application",
         ],
         cwd=ROOT,
         env=env,

@@ -1,4 +1,4 @@
-"""The production web process: gunicorn.conf.py serving dashboard.asgi (tokens/asgi.py)."""
+"""The production web process: gunicorn.conf.py serving keyward.asgi (tokens/asgi.py)."""
 
 from __future__ import annotations
 

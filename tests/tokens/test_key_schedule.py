@@ -15,7 +15,7 @@ from jwt import PyJWKSet
 
 from audit.models import AdminAction
 from audit.services import Actor
-from dashboard.celery import app as celery_app
+from keyward.celery import app as celery_app
 from tokens import tasks
 from tokens.keys import key_ring, key_schedule
 from tokens.models import NEXT_KEY_PUBLISH_LEAD, RETIRED_KEY_PUBLISHED_FOR, SigningKey

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import functools
-import logging
 from collections.abc import Callable
 from enum import IntEnum
 
 from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
-
-security_log = logging.getLogger("keyward.security")
 
 
 class Role(IntEnum):
@@ -25,6 +22,14 @@ class Role(IntEnum):
 
 
 ROLE_BY_GROUP = {role.label: role for role in Role}
+
+
+class RoleRequired(PermissionDenied):
+    """The signed-in user's role is below `needed`; the project's 403 handler answers it."""
+
+    def __init__(self, needed: Role):
+        super().__init__(f"needs the {needed.label} role")
+        self.needed = needed
 
 
 def user_role(user) -> Role | None:
@@ -41,44 +46,28 @@ def user_role(user) -> Role | None:
     return user._keyward_role
 
 
+def role_check(request: HttpRequest, minimum: Role) -> None:
+    """Raise RoleRequired unless the request's user holds `minimum` or more."""
+    role = user_role(request.user)
+    if role is None or role < minimum:
+        raise RoleRequired(minimum)
+
+
 def role_required(minimum: Role) -> Callable:
-    """Anonymous users go to the login page; users below `minimum` get a 403 and a log line."""
+    """Anonymous users go to the login page; users below `minimum` get RoleRequired (403)."""
 
     def decorator(view: Callable) -> Callable:
         @functools.wraps(view)
         def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
             if not request.user.is_authenticated:
                 return redirect_to_login(request.get_full_path())
-            role = user_role(request.user)
-            if role is None or role < minimum:
-                return forbidden(request, needed=minimum)
+            role_check(request, minimum)
             return view(request, *args, **kwargs)
 
         wrapper.required_role = minimum
         return wrapper
 
     return decorator
-
-
-def forbidden(request: HttpRequest, *, needed: Role) -> HttpResponse:
-    from audit.services import Actor, admin_action_record
-
-    security_log.warning(
-        "forbidden user=%s role=%s needed=%s method=%s path=%s",
-        request.user.get_username(),
-        getattr(user_role(request.user), "label", None),
-        needed.label,
-        request.method,
-        request.path,
-    )
-    admin_action_record(
-        actor=Actor.from_request(request),
-        action="access.denied",
-        target_type="url",
-        target_id=request.path[:128],
-        after={"method": request.method, "needed_role": needed.label},
-    )
-    return render(request, "403.html", {"needed": needed.label}, status=403)
 
 
 def role_context(request: HttpRequest) -> dict:

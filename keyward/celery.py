@@ -4,7 +4,7 @@ import os
 
 from celery import Celery
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "keyward.settings")
 
 app = Celery("keyward")
 app.config_from_object("django.conf:settings", namespace="CELERY")

@@ -1,4 +1,4 @@
-"""The gunicorn worker class for `dashboard.asgi:application` (gunicorn.conf.py)."""
+"""The gunicorn worker class for `keyward.asgi:application` (gunicorn.conf.py)."""
 
 from __future__ import annotations
 

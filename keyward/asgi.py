@@ -11,7 +11,7 @@ import os
 from asgiref.wsgi import WsgiToAsgi
 from django.core.wsgi import get_wsgi_application
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "keyward.settings")
 
 django_wsgi = get_wsgi_application()  # sets Django up before tokens is imported
 

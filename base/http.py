@@ -1,0 +1,61 @@
+"""Request-level helpers every app needs: who is calling, and whether htmx wants a fragment."""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+
+from django.conf import settings
+from django.http import HttpRequest
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@functools.lru_cache(maxsize=8)
+def networks_parse(entries: tuple[str, ...]) -> tuple[IPNetwork, ...]:
+    """CIDRs (a bare address is /32 or /128); entries that do not parse are left out."""
+    networks = []
+    for entry in entries:
+        try:
+            networks.append(ipaddress.ip_network(str(entry).strip(), strict=False))
+        except ValueError:
+            continue
+    return tuple(networks)
+
+
+def ip_parse(value: str) -> IPAddress | None:
+    try:
+        return ipaddress.ip_address(value.strip())
+    except ValueError:
+        return None
+
+
+def client_ip(request: HttpRequest) -> str | None:
+    """The socket address, or behind a trusted proxy the right-most untrusted X-Forwarded-For hop.
+
+    Hops left of a trusted proxy are written by whoever the proxy talked to, so only the
+    right-most address the proxies did not add themselves can be believed. The token
+    service (allowlists, rate limits, events) and the audit trail both use this rule.
+    """
+    remote = ip_parse(request.META.get("REMOTE_ADDR") or "")
+    trusted_entries = settings.KEYWARD_TRUSTED_PROXIES
+    if remote is None or not trusted_entries:
+        return str(remote) if remote is not None else None
+    trusted = networks_parse(tuple(trusted_entries))
+    if not any(remote in network for network in trusted):
+        return str(remote)
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+    for hop in reversed(forwarded.split(",")):
+        address = ip_parse(hop)
+        if address is None:
+            break  # a garbled hop: stop trusting the chain
+        if not any(address in network for network in trusted):
+            return str(address)
+    return str(remote)
+
+
+def wants_fragment(request: HttpRequest) -> bool:
+    """An htmx request for a region of the page. A history-restore request (after a cache
+    miss) needs the whole page back."""
+    return bool(getattr(request, "htmx", False)) and not request.htmx.history_restore_request

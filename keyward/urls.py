@@ -1,0 +1,22 @@
+"""Root URLconf: each app's pages under its own prefix and namespace."""
+
+from __future__ import annotations
+
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from . import views
+
+urlpatterns = [
+    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("healthz", views.healthz, name="healthz"),
+    path("clients/", include("clients.urls")),
+    path("audit/", include("audit.urls")),
+    path("security/", include("clients.lifecycle_urls")),
+    path("", include("tokens.urls")),
+    path("api/", include("tokens.resource_urls")),
+    path("", include("dashboard.urls")),
+]
+
+handler403 = "keyward.views.permission_denied"
