@@ -12,8 +12,8 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
-from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
+from django.views.decorators.vary import vary_on_headers
 
 from base.http import wants_fragment
 from base.roles import Role, role_required
@@ -78,6 +78,7 @@ def entry_changes(entry: AdminAction) -> list[Change]:
 
 @require_GET
 @role_required(Role.VIEWER)
+@vary_on_headers("HX-Request")  # one URL, a page or a fragment: caches keep them apart
 def audit_list(request: HttpRequest) -> HttpResponse:
     form = AuditFilterForm(request.GET)
     entries = form.apply(AdminAction.objects.all())
@@ -88,10 +89,7 @@ def audit_list(request: HttpRequest) -> HttpResponse:
     template = "audit/list.html"
     if wants_fragment(request):
         template += "#audit-table"
-    response = render(request, template, context)
-    # Same URL, two bodies: keep browsers from restoring the fragment as a whole page.
-    patch_vary_headers(response, ("HX-Request",))
-    return response
+    return render(request, template, context)
 
 
 class _Echo:

@@ -1,14 +1,14 @@
-# Sourced by bin/dev and bin/test: make .venv with Python 3.11 and install the project.
+# Sourced by bin/dev and bin/test: make .venv with Python 3.11 or newer and install the project.
 # Reinstalls only when pyproject.toml changed since the last install.
 find_python() {
   for candidate in "${PYTHON:-}" python3.11 python3; do
     [ -n "$candidate" ] || continue
     if command -v "$candidate" >/dev/null 2>&1 &&
-       "$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null; then
+       "$candidate" -c 'import sys; sys.exit(sys.version_info[:2] < (3, 11))' 2>/dev/null; then
       echo "$candidate"; return 0
     fi
   done
-  echo "Keyward needs Python 3.11 (set PYTHON=/path/to/python3.11)" >&2
+  echo "Keyward needs Python 3.11 or newer (set PYTHON=/path/to/python3)" >&2
   return 1
 }
 

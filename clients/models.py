@@ -128,6 +128,15 @@ class Client(models.Model):
         }
 
 
+class ClientSecretQuerySet(models.QuerySet):
+    def valid(self, now: datetime | None = None) -> ClientSecretQuerySet:
+        """Secrets that authenticate: not revoked and not expired."""
+        now = now or timezone.now()
+        return self.filter(revoked_at__isnull=True).filter(
+            models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=now)
+        )
+
+
 class ClientSecret(models.Model):
     """A client secret, stored only as HMAC-SHA256(pepper, secret). See clients/secrets.py."""
 
@@ -142,6 +151,8 @@ class ClientSecret(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+
+    objects = ClientSecretQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, QuerySet
 from django.utils import timezone
 from django.utils.timesince import timesince
 
@@ -29,10 +29,7 @@ class SecretProgress:
 
 
 def client_valid_secrets(*, client: Client, now: datetime | None = None) -> QuerySet:
-    now = now or timezone.now()
-    return client.secrets.filter(revoked_at__isnull=True).filter(
-        Q(expires_at__isnull=True) | Q(expires_at__gt=now)
-    )
+    return client.secrets.valid(now)
 
 
 def client_valid_secret_count(*, client: Client, now: datetime | None = None) -> int:

@@ -13,8 +13,8 @@ from django.core.paginator import Paginator
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.vary import vary_on_headers
 
 from audit.models import AdminAction
 from audit.services import Actor
@@ -114,6 +114,7 @@ def _sort_columns(filters: ClientFilterForm) -> list[dict]:
 
 @require_GET
 @role_required(Role.VIEWER)
+@vary_on_headers("HX-Request")  # one URL, a page or a fragment: caches keep them apart
 def client_list(request: HttpRequest) -> HttpResponse:
     filters = ClientFilterForm(request.GET)
     filters.is_valid()
@@ -129,10 +130,7 @@ def client_list(request: HttpRequest) -> HttpResponse:
         "next_query": _query(filters, page=str(page.number + 1)) if page.has_next() else "",
     }
     template = "clients/list.html#results" if wants_fragment(request) else "clients/list.html"
-    response = render(request, template, context)
-    # The same URL answers with a fragment or a page: caches must keep them apart.
-    patch_vary_headers(response, ("HX-Request",))
-    return response
+    return render(request, template, context)
 
 
 # Register, edit, status, delete --------------------------------------------------------
@@ -283,6 +281,7 @@ def client_scope_remove(request: HttpRequest, client_id: str, scope_name: str) -
 
 @require_GET
 @role_required(Role.VIEWER)
+@vary_on_headers("HX-Request")  # one URL, a page or a fragment: caches keep them apart
 def scope_list(request: HttpRequest) -> HttpResponse:
     search = ScopeSearchForm(request.GET)
     search.is_valid()
@@ -293,9 +292,7 @@ def scope_list(request: HttpRequest) -> HttpResponse:
         )
     context = {"search": search, "scopes": scopes, "q": q, "any_scopes": Scope.objects.exists()}
     template = "clients/scope_list.html#results" if wants_fragment(request) else None
-    response = render(request, template or "clients/scope_list.html", context)
-    patch_vary_headers(response, ("HX-Request",))
-    return response
+    return render(request, template or "clients/scope_list.html", context)
 
 
 @require_http_methods(["GET", "POST"])

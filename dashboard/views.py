@@ -38,7 +38,7 @@ def overview(request: HttpRequest) -> HttpResponse:
         "disabled_clients": Client.objects.filter(status=Client.Status.DISABLED).count(),
         "scopes": Scope.objects.count(),
         "grants": ScopeGrant.objects.count(),
-        "secrets": ClientSecret.objects.filter(revoked_at__isnull=True).count(),
+        "valid_secrets": ClientSecret.objects.valid().count(),
     }
     context = {
         "counts": counts,

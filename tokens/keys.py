@@ -347,7 +347,7 @@ def _jwt_verify_signature(token: str) -> tuple[str, dict] | None:
 
 @dataclass(frozen=True)
 class KeySchedule:
-    """Where the signing keys stand in the rotation schedule (issue 4, req. 8)."""
+    """Where the signing keys stand in the rotation schedule."""
 
     interval_days: int
     active: SigningKey | None

@@ -10,7 +10,7 @@ from django.utils import timezone
 MAX_TOKEN_LIFETIME_SECONDS = 86400
 JWKS_CACHE_SECONDS = 300
 RETIRED_KEY_PUBLISHED_FOR = timedelta(seconds=MAX_TOKEN_LIFETIME_SECONDS + JWKS_CACHE_SECONDS)
-# Symmetrically, a next key is published this long before it may sign (issue 4, req. 8): a
+# Symmetrically, a next key is published this long before it may sign: a
 # validator that cached the JWKS just before the key appeared has refetched it by then.
 NEXT_KEY_PUBLISH_LEAD = timedelta(seconds=MAX_TOKEN_LIFETIME_SECONDS + JWKS_CACHE_SECONDS)
 
@@ -119,6 +119,3 @@ class RevokedToken(models.Model):
 
     def __str__(self) -> str:
         return self.jti
-
-    def is_expired(self, now: datetime | None = None) -> bool:
-        return self.expires_at <= (now or timezone.now())

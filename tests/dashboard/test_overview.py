@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.urls import reverse
+from django.utils import timezone
 
 from audit.services import Actor
 from clients import services
+from clients.models import ClientSecret
 
 URL = reverse("dashboard:overview")
 
@@ -23,8 +27,21 @@ class TestOverview:
             "disabled_clients": 1,
             "scopes": 1,
             "grants": 1,
-            "secrets": 2,
+            "valid_secrets": 2,
         }
+
+    def test_it_leaves_expired_and_revoked_secrets_out_of_the_valid_count(
+        self, viewer_client, make_client
+    ):
+        client, _ = make_client("A")
+        make_client("B")
+        expired = client.secrets.get()
+        expired.expires_at = timezone.now() - timedelta(seconds=1)
+        expired.save(update_fields=["expires_at"])
+        make_client("C")
+        ClientSecret.objects.filter(client__name="C").update(revoked_at=timezone.now())
+        assert viewer_client.get(URL).context["counts"]["valid_secrets"] == 1
+        assert "valid secrets" in viewer_client.get(URL).content.decode()
 
     def test_it_counts_clients_per_environment(self, viewer_client, make_client):
         make_client(environment="production")

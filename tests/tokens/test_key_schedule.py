@@ -1,4 +1,4 @@
-"""Signing-key rotation schedule (issue 4, req. 8): the daily task, the lead time, the page."""
+"""Signing-key rotation schedule: the daily task, the lead time, the page."""
 
 from __future__ import annotations
 
