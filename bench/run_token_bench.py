@@ -1,8 +1,10 @@
-"""Token-endpoint benchmark: Keyward (RS256, ES256, introspection) beside django-oauth-toolkit.
+"""Token-endpoint benchmark: Keyward (RS256, ES256, introspection) beside django-oauth-toolkit
+and node's oidc-provider.
 
-Run with `bin/bench` (see bench/README.md). Starts each server under gunicorn on PostgreSQL
-and Redis as in production, drives it with wrk at a fixed concurrency after a warm-up, and
-prints requests/s, p50, p99, errors and server CPU per request. Not a test: it measures.
+Run with `bin/bench` (see bench/README.md). Starts each Django server under gunicorn on
+PostgreSQL and Redis as in production, and oidc-provider under node, drives each with wrk at a
+fixed concurrency after a warm-up, and prints requests/s, p50, p99, errors and server CPU per
+request. Not a test: it measures.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -24,6 +27,9 @@ from pathlib import Path
 
 import psycopg
 import redis
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -37,6 +43,17 @@ TARGETS = {"RS256": 1800, "ES256": 2500, "introspect": 2500}
 SIGN_AND_READ = "bare view + ES256 sign + 1 row"
 # The issue's figures for scale, from its 2-core machine (sync workers).
 REFERENCE_RATES = {"bare Django JSON view": 5000, SIGN_AND_READ: 2700}
+# Keyward's tokens/s against oidc-provider's best configuration for the same algorithm.
+PEER_TARGETS = {"RS256": 1.0, "ES256": 0.95}
+
+OIDC_DIR = ROOT / "bench" / "oidc_provider"
+OIDC_CLIENT_ID = "bench"
+OIDC_SECRET = "bench-secret-0123456789abcdef0123456789abcdef"
+OIDC_SCOPE = "bench:read"
+OIDC_RESOURCE = "https://api.bench.invalid"
+# Keyward grants all of a client's scopes when none is asked for, oidc-provider none: ask
+# for the scope so that both issue the same kind of token.
+OIDC_BODY = f"grant_type=client_credentials&scope={OIDC_SCOPE}"
 
 KEYWARD_ENV = {
     "DEBUG": "0",
@@ -101,6 +118,7 @@ class Result:
     p50_ms: float
     p99_ms: float
     errors: int
+    non_2xx: int
     cpu_ms_per_request: float
     services_cpu_ms_per_request: float
 
@@ -244,6 +262,7 @@ def measure(name, server, url, args, auth="", body="grant_type=client_credential
         p50_ms=stats["p50_us"] / 1000,
         p99_ms=stats["p99_us"] / 1000,
         errors=stats["socket_errors"] + stats["non_2xx"],
+        non_2xx=stats["non_2xx"],
         cpu_ms_per_request=app_ticks / CLOCK_TICKS * 1000 / requests,
         services_cpu_ms_per_request=svc_ticks / CLOCK_TICKS * 1000 / requests,
     )
@@ -258,10 +277,10 @@ def basic(client_id: str, secret: str) -> str:
     return "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
 
 
-def fetch_token(base: str, auth: str) -> str:
+def fetch_token(url: str, auth: str, body: str = "grant_type=client_credentials") -> str:
     request = urllib.request.Request(
-        base + "/token-srv/token",
-        data=b"grant_type=client_credentials",
+        url,
+        data=body.encode(),
         headers={"Authorization": auth, "Content-Type": "application/x-www-form-urlencoded"},
     )
     with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - local server
@@ -288,7 +307,7 @@ def bench_keyward(args) -> list[Result]:
             url = server[1] + "/token-srv/token"
             results.append(measure(f"Keyward token {alg}", server, url, args, auth=auth))
             if alg == "ES256":
-                token = fetch_token(server[1], auth)
+                token = fetch_token(server[1] + "/token-srv/token", auth)
                 checker = basic(creds["checker_id"], creds["checker_secret"])
                 url = server[1] + "/token-srv/introspect"
                 results.append(
@@ -319,6 +338,107 @@ def bench_dot(args) -> list[Result]:
                 results.append(measure("bare Django JSON view", server, url, args))
                 url = server[1] + "/bare-sign/"
                 results.append(measure(SIGN_AND_READ, server, url, args))
+    return results
+
+
+def oidc_provider_installed() -> bool:
+    """node and oidc-provider's packages; installs them with `npm ci` when missing."""
+    if not (shutil.which("node") and shutil.which("npm")):
+        log("oidc-provider: SKIPPED, node and npm are not installed (the peer needs Node.js)")
+        return False
+    installed = OIDC_DIR / "node_modules" / ".package-lock.json"
+    lock = OIDC_DIR / "package-lock.json"
+    if not installed.exists() or lock.stat().st_mtime > installed.stat().st_mtime:
+        log("oidc-provider: node_modules missing or older than package-lock.json: npm ci")
+        if subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=OIDC_DIR).returncode:
+            sys.exit("npm ci failed in bench/oidc_provider")
+    package = OIDC_DIR / "node_modules" / "oidc-provider" / "package.json"
+    node = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
+    log(f"oidc-provider {json.loads(package.read_text())['version']} on node {node}")
+    return True
+
+
+@contextlib.contextmanager
+def oidc_provider(alg: str, processes: int):
+    """bench/oidc_provider/server.js: one node process, or a cluster of `processes` workers."""
+    port = free_port()
+    env = os.environ | {
+        "BENCH_PORT": str(port),
+        "BENCH_ALG": alg,
+        "BENCH_PROCESSES": str(processes),
+        "BENCH_CLIENT_ID": OIDC_CLIENT_ID,
+        "BENCH_CLIENT_SECRET": OIDC_SECRET,
+        "BENCH_SCOPE": OIDC_SCOPE,
+        "BENCH_RESOURCE": OIDC_RESOURCE,
+    }
+    proc = subprocess.Popen(
+        ["node", "server.js"],
+        cwd=OIDC_DIR,
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        wait_for_ready(proc)
+        # Keep draining its stdout so that a chatty provider never blocks on a full pipe.
+        threading.Thread(
+            target=shutil.copyfileobj, args=(proc.stdout, sys.stdout), daemon=True
+        ).start()
+        yield proc, f"http://127.0.0.1:{port}"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+def wait_for_ready(proc: subprocess.Popen, seconds: float = 30) -> None:
+    """Until server.js prints READY: every worker listens, not just the first one."""
+    # Killing it on the deadline ends the read below with end-of-file.
+    timer = threading.Timer(seconds, proc.kill)
+    timer.start()
+    try:
+        for line in proc.stdout:
+            if line.strip() == "READY":
+                return
+            print(line, end="")
+    finally:
+        timer.cancel()
+    sys.exit(f"oidc-provider did not start (exit status {proc.wait()})")
+
+
+def check_oidc_token(base: str, auth: str, alg: str) -> None:
+    """Exit unless the endpoint issues a JWT signed with `alg` that verifies against its JWKS:
+    a misconfigured provider would otherwise be benchmarked on its error path."""
+    token = fetch_token(base + "/token", auth, OIDC_BODY)
+    with urllib.request.urlopen(base + "/jwks", timeout=10) as response:
+        keys = KeySet.import_key_set(json.load(response))
+    try:
+        decoded = jwt.decode(token, keys, algorithms=[alg])
+    except (JoseError, ValueError) as error:
+        sys.exit(f"oidc-provider {alg}: its token does not verify against its JWKS: {error!r}")
+    header, claims = decoded.header, decoded.claims
+    if header.get("alg") != alg or claims.get("aud") != OIDC_RESOURCE:
+        sys.exit(f"oidc-provider {alg}: unexpected token {header} {claims}")
+    if claims.get("scope") != OIDC_SCOPE:
+        sys.exit(f"oidc-provider {alg}: token without the scope {OIDC_SCOPE!r}: {claims}")
+    log(f"oidc-provider {alg}: token verified ({header.get('typ')}, kid {header.get('kid')})")
+
+
+def bench_oidc(args) -> list[Result]:
+    if not oidc_provider_installed():
+        if args.only == "oidc":
+            sys.exit("--only oidc needs node and npm")
+        return []
+    auth = basic(OIDC_CLIENT_ID, OIDC_SECRET)
+    results = []
+    for alg in ("RS256", "ES256"):
+        for processes in (1, 2):
+            with oidc_provider(alg, processes) as server:
+                check_oidc_token(server[1], auth, alg)
+                name = f"oidc-provider {alg}, {processes} process" + ("es" if processes > 1 else "")
+                url = server[1] + "/token"
+                results.append(measure(name, server, url, args, auth, OIDC_BODY))
     return results
 
 
@@ -365,7 +485,7 @@ def machine_scale(by_name: dict[str, Result]) -> None:
             )
 
 
-def report(results: list[Result]) -> None:
+def print_table(results: list[Result]) -> None:
     print()
     print(
         f"{'endpoint':34} {'requests':>8} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} "
@@ -376,16 +496,45 @@ def report(results: list[Result]) -> None:
             f"{r.name:34} {r.requests:8,d} {r.rate:8,.0f} {r.p50_ms:7.1f} {r.p99_ms:7.1f} "
             f"{r.errors:6d} {r.cpu_ms_per_request:14.3f} {r.services_cpu_ms_per_request:19.3f}"
         )
-    by_name = {r.name: r for r in results}
-    print()
+
+
+def dot_ratios(by_name: dict[str, Result]) -> None:
     for dot in ("DOT token, cheap md5 hasher", "DOT token, default PBKDF2 hasher"):
         for ours in ("Keyward token RS256", "Keyward token ES256"):
             if dot in by_name and ours in by_name and by_name[dot].rate:
                 print(f"{ours} / {dot}: {by_name[ours].rate / by_name[dot].rate:,.1f}x")
-    print()
-    machine_scale(by_name)
-    signature_floor()
-    print()
+
+
+def oidc_best(results: list[Result], alg: str) -> Result | None:
+    """oidc-provider's configuration with the most tokens/s for `alg`, among error-free rows."""
+    rows = [r for r in results if r.name.startswith(f"oidc-provider {alg},") and not r.errors]
+    return max(rows, key=lambda r: r.rate, default=None)
+
+
+def peer_ratios(results: list[Result], by_name: dict[str, Result]) -> dict[str, float]:
+    """Keyward against oidc-provider's best configuration per algorithm; the req/s ratios."""
+    for r in results:
+        if r.name.startswith("oidc-provider") and r.errors:
+            print(f"{r.name}: {r.errors} errors ({r.non_2xx} non-2xx), not used as a baseline")
+    ratios = {}
+    for alg in ("RS256", "ES256"):
+        ours, best = by_name.get(f"Keyward token {alg}"), oidc_best(results, alg)
+        if ours is None or best is None or not (best.rate and best.cpu_ms_per_request):
+            continue
+        ratios[alg] = ours.rate / best.rate
+        cpu = ours.cpu_ms_per_request / best.cpu_ms_per_request
+        # oidc-provider keeps everything in memory; Keyward also spends PG and Redis CPU.
+        cpu_all = (ours.cpu_ms_per_request + ours.services_cpu_ms_per_request) / (
+            best.cpu_ms_per_request
+        )
+        print(
+            f"{ours.name} / {best.name} (its best {alg}): {ratios[alg]:.2f}x req/s, "
+            f"{cpu:.2f}x CPU per token ({cpu_all:.2f}x counting Keyward's PG+Redis CPU)"
+        )
+    return ratios
+
+
+def keyward_targets(by_name: dict[str, Result]) -> None:
     for key, target in TARGETS.items():
         name = "Keyward introspect" if key == "introspect" else f"Keyward token {key}"
         r = by_name.get(name)
@@ -404,6 +553,30 @@ def report(results: list[Result]) -> None:
             print(f"  {'MET ' if ok else 'MISS'} {name}: {text}")
 
 
+def peer_targets(ratios: dict[str, float]) -> None:
+    for alg, target in PEER_TARGETS.items():
+        if alg in ratios:
+            ok = ratios[alg] >= target
+            print(
+                f"  {'MET ' if ok else 'MISS'} Keyward token {alg}: {ratios[alg]:.2f}x "
+                f"oidc-provider's best {alg} >= {target:.2f}x"
+            )
+
+
+def report(results: list[Result]) -> None:
+    print_table(results)
+    by_name = {r.name: r for r in results}
+    print()
+    dot_ratios(by_name)
+    ratios = peer_ratios(results, by_name)
+    print()
+    machine_scale(by_name)
+    signature_floor()
+    print()
+    keyward_targets(by_name)
+    peer_targets(ratios)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--duration", type=int, default=20, help="seconds measured per endpoint")
@@ -418,7 +591,7 @@ def main() -> None:
         default=10,
         help="seconds for DOT with its default (slow) hasher",
     )
-    parser.add_argument("--only", choices=["keyward", "dot"], help="run one side only")
+    parser.add_argument("--only", choices=["keyward", "dot", "oidc"], help="run one server only")
     parser.add_argument(
         "--compare-sync",
         action="store_true",
@@ -428,10 +601,10 @@ def main() -> None:
     if not shutil.which("wrk"):
         sys.exit("wrk is needed: apt-get install wrk")
     results = []
-    if args.only != "dot":
-        results += bench_keyward(args)
-    if args.only != "keyward":
-        results += bench_dot(args)
+    # oidc-provider right after Keyward: the two compared closest in time on a shared machine.
+    for name, bench in (("keyward", bench_keyward), ("oidc", bench_oidc), ("dot", bench_dot)):
+        if args.only in (None, name):
+            results += bench(args)
     report(results)
 
 
