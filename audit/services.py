@@ -40,6 +40,18 @@ class Actor:
         return cls(label="system")
 
 
+Fields = dict[str, Any]
+
+
+def fields_changed(before: Fields, after: Fields) -> tuple[Fields, Fields]:
+    """The fields whose value differs, as the (before, after) pair an audit row records.
+
+    Both are empty when nothing changed; callers skip the write (and the row) then.
+    """
+    changed = [key for key in after if after[key] != before.get(key)]
+    return {key: before.get(key) for key in changed}, {key: after[key] for key in changed}
+
+
 def admin_action_record(
     *,
     actor: Actor,

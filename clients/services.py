@@ -14,7 +14,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from audit.services import Actor, admin_action_record
+from audit.services import Actor, admin_action_record, fields_changed
 
 from .models import (
     DEFAULT_MAX_SECRET_AGE_DAYS,
@@ -135,10 +135,9 @@ def client_update(*, actor: Actor, client: Client, **changes) -> Client:
     for field, value in changes.items():
         setattr(client, field, value)
     client.full_clean()
-    after = client.audit_fields()
-    if after == before:
+    before, after = fields_changed(before, client.audit_fields())
+    if not after:
         return client
-    changed = [key for key in after if after[key] != before[key]]
     with transaction.atomic():
         client.save()
         admin_action_record(
@@ -147,8 +146,8 @@ def client_update(*, actor: Actor, client: Client, **changes) -> Client:
             target_type="client",
             target_id=client.client_id,
             target_label=client.name,
-            before={key: before[key] for key in changed},
-            after={key: after[key] for key in changed},
+            before=before,
+            after=after,
         )
         _announce(client.client_id)
     return client
@@ -245,10 +244,9 @@ def scope_update(*, actor: Actor, scope: Scope, **changes) -> Scope:
     for field, value in changes.items():
         setattr(scope, field, value)
     scope.full_clean()
-    after = scope.audit_fields()
-    if after == before:
+    before, after = fields_changed(before, scope.audit_fields())
+    if not after:
         return scope
-    changed = [key for key in after if after[key] != before[key]]
     with transaction.atomic():
         scope.save()
         admin_action_record(
@@ -257,8 +255,8 @@ def scope_update(*, actor: Actor, scope: Scope, **changes) -> Scope:
             target_type="scope",
             target_id=scope.name,
             target_label=scope.name,
-            before={key: before[key] for key in changed},
-            after={key: after[key] for key in changed},
+            before=before,
+            after=after,
         )
     return scope
 
