@@ -33,9 +33,5 @@ def secret_hash(secret: str) -> str:
     return hmac.new(key, secret.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
 
 
-def secret_matches(secret: str, stored_hash: str) -> bool:
-    return hmac.compare_digest(secret_hash(secret), stored_hash)
-
-
 def secret_hint(secret: str) -> str:
     return f"{SECRET_PREFIX}…{secret[-4:]}"

@@ -14,7 +14,7 @@ from django.core.management.base import CommandError
 
 from audit.models import AdminAction
 from clients.models import Client, ClientSecret, Scope, ScopeGrant
-from clients.secrets import secret_matches
+from clients.secrets import secret_hash
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -46,7 +46,7 @@ class TestCreateClient:
         client = Client.objects.get(name="Billing")
         assert client.client_id in output
         secret = output.split("client_secret:")[1].split()[0]
-        assert secret_matches(secret, ClientSecret.objects.get(client=client).secret_hash)
+        assert secret_hash(secret) == ClientSecret.objects.get(client=client).secret_hash
         assert client.scope_names() == ["orders:read"]
 
     def test_it_prints_exactly_the_json_object(self, db):

@@ -6,7 +6,7 @@ from django.urls import reverse
 
 from audit.models import AdminAction
 from clients.models import Client, ClientSecret, ScopeGrant
-from clients.secrets import SECRET_PREFIX, secret_matches
+from clients.secrets import SECRET_PREFIX, secret_hash
 
 URL = reverse("clients:register")
 
@@ -50,7 +50,7 @@ class TestRegister:
         assert ScopeGrant.objects.filter(client=client, scope=scope).exists()
         secret = secret_in(response)
         assert secret.startswith(SECRET_PREFIX)
-        assert secret_matches(secret, ClientSecret.objects.get(client=client).secret_hash)
+        assert secret_hash(secret) == ClientSecret.objects.get(client=client).secret_hash
         assert client.client_id in response.text
         assert "will not be shown again" in response.text
         assert 'data-copy-target="#client-secret"' in response.text
