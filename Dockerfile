@@ -8,6 +8,7 @@ COPY pyproject.toml README.md ./
 COPY keyward keyward
 COPY base base
 COPY dashboard dashboard
+COPY security security
 COPY clients clients
 COPY tokens tokens
 COPY audit audit

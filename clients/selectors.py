@@ -1,4 +1,4 @@
-"""Reads about clients' secrets: rotation progress, valid-secret counts, open findings."""
+"""Reads about clients' secrets: rotation progress, valid-secret counts, recent requests."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from django.utils.timesince import timesince
 
 from audit.models import TokenEvent
 
-from .models import Client, ClientSecret, NotificationLog, SecretFinding
+from .models import Client, ClientSecret
 
 
 @dataclass(frozen=True)
@@ -162,31 +162,3 @@ def _ago(moment: datetime, now: datetime) -> str:
     if now - moment < timedelta(minutes=1):
         return "just now"
     return f"{timesince(moment, now)} ago"
-
-
-def open_findings(*, kind: str = "", environment: str = "") -> QuerySet[SecretFinding]:
-    findings = SecretFinding.objects.filter(state=SecretFinding.State.OPEN).select_related(
-        "client", "secret"
-    )
-    if kind:
-        findings = findings.filter(kind=kind)
-    if environment:
-        findings = findings.filter(client__environment=environment)
-    return findings.order_by("-first_seen_at", "-id")
-
-
-def open_finding_counts() -> dict[str, int]:
-    """Open findings per kind (every kind present, zeros included), for the overview."""
-    rows = (
-        SecretFinding.objects.filter(state=SecretFinding.State.OPEN)
-        .values("kind")
-        .annotate(n=Count("id"))
-        .values_list("kind", "n")
-    )
-    return {kind: 0 for kind in SecretFinding.Kind.values} | dict(rows)
-
-
-def failed_notifications(*, limit: int = 50) -> QuerySet[NotificationLog]:
-    return NotificationLog.objects.filter(status=NotificationLog.Status.FAILED).select_related(
-        "client"
-    )[:limit]

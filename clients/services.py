@@ -6,28 +6,19 @@ announces the change after commit so token-service caches drop the old state.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from django.core.cache import cache
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from audit.services import Actor, admin_action_record, fields_changed
 
-from .models import (
-    DEFAULT_MAX_SECRET_AGE_DAYS,
-    Client,
-    ClientSecret,
-    NotificationLog,
-    Scope,
-    ScopeGrant,
-    SecretPolicy,
-)
-from .notifications import notification_queue, recipients_for
+from .models import Client, ClientSecret, Scope, ScopeGrant
 from .secrets import secret_generate, secret_hash, secret_hint
-from .signals import client_changed
+from .signals import client_changed_on_commit
 
 CLIENT_EDITABLE_FIELDS = (
     "name",
@@ -49,21 +40,30 @@ class ScopeInUse(Exception):
         super().__init__(f"Scope {scope.name} is still granted to: {names}")
 
 
-def _announce(client_id: str) -> None:
-    transaction.on_commit(lambda: client_changed.send(sender=client_id))
-
-
 def _user_or_none(actor: Actor):
     user = actor.user
     return user if user is not None and user.is_authenticated else None
+
+
+def _new_secret_expiry(*, client: Client, created_at: datetime) -> datetime | None:
+    """When a new secret of `client` expires, by the function KEYWARD_NEW_SECRET_EXPIRY names.
+
+    The rule (the environment's secret policy) belongs to the secret lifecycle, which sits
+    above clients and may import it, never the other way round. So the project names the
+    rule in a setting, as AUTHENTICATION_BACKENDS names auth backends: one explicit line
+    in keyward/settings.py, nothing registered at import time, easy to swap in a test.
+    Without the setting, new secrets do not expire.
+    """
+    path = getattr(settings, "KEYWARD_NEW_SECRET_EXPIRY", "")
+    return import_string(path)(client=client, created_at=created_at) if path else None
 
 
 def client_secret_create(
     *, actor: Actor, client: Client, expires_at: datetime | None = None
 ) -> tuple[ClientSecret, str]:
     """Create a secret; returns the row and the plain secret, which is never stored."""
-    if expires_at is None:  # issue 4: the environment's policy sets the expiry
-        expires_at = SecretPolicy.for_environment(client.environment).expiry_for(timezone.now())
+    if expires_at is None:
+        expires_at = _new_secret_expiry(client=client, created_at=timezone.now())
     plain = secret_generate()
     with transaction.atomic():
         secret = ClientSecret.objects.create(
@@ -81,7 +81,7 @@ def client_secret_create(
             target_label=client.name,
             after={"secret_id": secret.pk, "hint": secret.hint, "expires_at": _iso(expires_at)},
         )
-        _announce(client.client_id)
+        client_changed_on_commit(client.client_id)
     return secret, plain
 
 
@@ -149,7 +149,7 @@ def client_update(*, actor: Actor, client: Client, **changes) -> Client:
             before=before,
             after=after,
         )
-        _announce(client.client_id)
+        client_changed_on_commit(client.client_id)
     return client
 
 
@@ -171,7 +171,7 @@ def client_set_status(*, actor: Actor, client: Client, status: str) -> Client:
             before={"status": before},
             after={"status": status},
         )
-        _announce(client.client_id)
+        client_changed_on_commit(client.client_id)
     return client
 
 
@@ -188,33 +188,7 @@ def client_delete(*, actor: Actor, client: Client) -> None:
             target_label=before["name"],
             before=before,
         )
-        _announce(client_id)
-
-
-def client_secret_revoke(
-    *, actor: Actor, secret: ClientSecret, notify: bool = True
-) -> ClientSecret:
-    """Revoke one secret now. `notify=False` lets an auto-action send its own email."""
-    client = secret.client
-    with transaction.atomic():
-        # Lock the row: two revocations at once must write one audit row and one email.
-        secret = ClientSecret.objects.select_for_update().get(pk=secret.pk)
-        if secret.revoked_at is not None:
-            return secret
-        secret.revoked_at = timezone.now()
-        secret.save(update_fields=["revoked_at"])
-        admin_action_record(
-            actor=actor,
-            action="secret.revoke",
-            target_type="client",
-            target_id=client.client_id,
-            target_label=client.name,
-            after={"secret_id": secret.pk, "hint": secret.hint},
-        )
-        if notify:  # issue 4: owner and security mailbox hear about every revocation
-            _notify_secret_revoked(actor=actor, secret=secret)
-        _announce(client.client_id)
-    return secret
+        client_changed_on_commit(client_id)
 
 
 def scope_create(
@@ -297,7 +271,7 @@ def scope_grant(*, actor: Actor, client: Client, scope: Scope, reason: str = "")
                 target_label=client.name,
                 after={"scope": scope.name, "reason": reason},
             )
-            _announce(client.client_id)
+            client_changed_on_commit(client.client_id)
     return grant
 
 
@@ -313,146 +287,8 @@ def scope_revoke(*, actor: Actor, client: Client, scope: Scope) -> None:
                 target_label=client.name,
                 before={"scope": scope.name},
             )
-            _announce(client.client_id)
+            client_changed_on_commit(client.client_id)
 
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
-
-
-# Secret lifecycle (issue 4) -------------------------------------------------------------
-
-MAX_VALID_SECRETS = 3
-MAX_ROTATION_GRACE = timedelta(days=90)
-POLICY_FIELDS = (
-    "max_secret_age_days",
-    "auto_revoke_replaced_after_days",
-    "auto_disable_dormant_after_days",
-)
-
-
-def _valid_secrets(client: Client, now: datetime):
-    return client.secrets.filter(revoked_at__isnull=True).filter(
-        Q(expires_at__isnull=True) | Q(expires_at__gt=now)
-    )
-
-
-def client_secret_rotate(
-    *, actor: Actor, client: Client, grace: timedelta
-) -> tuple[ClientSecret, str]:
-    """Create a new secret and let the current ones run out after `grace`.
-
-    1. Refuse a grace outside 0..90 days, or a rotation that would leave more than
-       MAX_VALID_SECRETS valid at once (grace 0 expires the others, so it is allowed).
-    2. Create the new secret with the expiry the environment's policy gives.
-    3. Cut every valid older secret's expiry to min(its expiry, now + grace); grace 0
-       expires them at once.
-    4. Audit with hints only, queue the email, and tell token-service caches on commit.
-    """
-    if grace < timedelta(0) or grace > MAX_ROTATION_GRACE:
-        raise ValidationError({"grace": "The old secret can stay valid for 0 to 90 days."})
-    now = timezone.now()
-    cutoff = now + grace
-    plain = secret_generate()
-    with transaction.atomic():
-        # Lock the client: two rotations at once must not both pass the count check.
-        Client.objects.select_for_update().filter(pk=client.pk).first()
-        older = list(_valid_secrets(client, now).select_for_update())
-        if len(older) >= MAX_VALID_SECRETS and grace > timedelta(0):
-            raise ValidationError(
-                f"{client.name} already has {len(older)} valid secrets, the most allowed at "
-                "once. Revoke one first, or rotate with the old secrets expiring immediately."
-            )
-        secret = ClientSecret.objects.create(
-            client=client,
-            secret_hash=secret_hash(plain),
-            hint=secret_hint(plain),
-            created_at=now,
-            expires_at=SecretPolicy.for_environment(client.environment).expiry_for(now),
-            created_by=_user_or_none(actor),
-        )
-        before, replaced = [], []
-        for old in older:
-            before.append(_secret_audit(old))
-            old.expires_at = min(old.expires_at or cutoff, cutoff)
-            old.save(update_fields=["expires_at"])
-            replaced.append(_secret_audit(old))
-        admin_action_record(
-            actor=actor,
-            action="secret.rotate",
-            target_type="client",
-            target_id=client.client_id,
-            target_label=client.name,
-            before={"secrets": before},
-            after={
-                "new_secret": _secret_audit(secret),
-                "old_secrets": replaced,
-                "grace_seconds": int(grace.total_seconds()),
-            },
-        )
-        notification_queue(
-            kind=NotificationLog.Kind.SECRET_ROTATED,
-            template="secret_rotated",
-            context={"actor": actor.label, "secret": secret, "old_secrets": older},
-            recipients=recipients_for(client),
-            client=client,
-        )
-        _announce(client.client_id)
-    return secret, plain
-
-
-def _secret_audit(secret: ClientSecret) -> dict:
-    return {"secret_id": secret.pk, "hint": secret.hint, "expires_at": _iso(secret.expires_at)}
-
-
-def _notify_secret_revoked(*, actor: Actor, secret: ClientSecret) -> None:
-    client = secret.client
-    notification_queue(
-        kind=NotificationLog.Kind.SECRET_REVOKED,
-        template="secret_revoked",
-        context={
-            "actor": actor.label,
-            "secret": secret,
-            "valid_left": _valid_secrets(client, timezone.now()).count(),
-        },
-        recipients=recipients_for(client),
-        client=client,
-    )
-
-
-def secret_policy_update(*, actor: Actor, environment: str, **fields) -> SecretPolicy:
-    """Change an environment's secret policy; empty values (None) switch a rule off."""
-    unknown = set(fields) - set(POLICY_FIELDS)
-    if unknown:
-        raise ValueError(f"Not editable: {', '.join(sorted(unknown))}")
-    if environment not in Client.Environment.values:
-        raise ValidationError({"environment": f"Unknown environment {environment!r}."})
-    with transaction.atomic():
-        policy, _ = SecretPolicy.objects.select_for_update().get_or_create(
-            environment=environment,
-            defaults={"max_secret_age_days": DEFAULT_MAX_SECRET_AGE_DAYS.get(environment)},
-        )
-        before = policy.audit_fields()
-        for field, value in fields.items():
-            setattr(policy, field, value)
-        policy.full_clean()
-        after = policy.audit_fields()
-        if after == before:
-            return policy
-        changed = [key for key in after if after[key] != before[key]]
-        policy.updated_by = _user_or_none(actor)
-        policy.save()
-        admin_action_record(
-            actor=actor,
-            action="policy.update",
-            target_type="secret_policy",
-            target_id=environment,
-            target_label=f"{environment} secret policy",
-            before={key: before[key] for key in changed},
-            after={key: after[key] for key in changed},
-        )
-        # Drop the cached policy now (later reads in this transaction) and again after
-        # commit (a reader in between may have cached the old row).
-        cache.delete(SecretPolicy.cache_key(environment))
-        transaction.on_commit(lambda: cache.delete(SecretPolicy.cache_key(environment)))
-    return policy

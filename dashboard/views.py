@@ -12,8 +12,9 @@ from django.views.decorators.http import require_GET, require_POST
 from audit.models import AdminAction
 from audit.services import Actor
 from base.roles import ROLE_BY_GROUP, Role, role_required
-from clients.models import Client, ClientSecret, Scope, ScopeGrant, SecretFinding
-from clients.selectors import open_finding_counts
+from clients.models import Client, ClientSecret, Scope, ScopeGrant
+from security.models import SecretFinding
+from security.selectors import open_finding_counts
 
 from . import services
 from .forms import ROLE_CHOICES, UserActiveForm, UserCreateForm, UserRoleForm

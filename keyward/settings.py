@@ -92,6 +92,7 @@ INSTALLED_APPS = [
     "audit",
     "clients",
     "tokens",
+    "security",
     "dashboard",
 ]
 
@@ -208,7 +209,7 @@ CELERY_BEAT_SCHEDULE: dict = {
     },
     # Secret lifecycle: flags stale secrets and dormant clients, mails new findings.
     "scan-stale-secrets": {
-        "task": "clients.tasks.scan_stale_secrets",
+        "task": "security.tasks.scan_stale_secrets",
         "schedule": crontab(minute=41),
     },
     # Signing-key schedule: keeps a next key published, rotates when due.
@@ -233,6 +234,10 @@ DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "keyward@localhost")
 KEYWARD_SECURITY_EMAIL = os.environ.get("KEYWARD_SECURITY_EMAIL", "")
 # Only read by the filebased backend (the secret-lifecycle worker test uses it).
 EMAIL_FILE_PATH = os.environ.get("EMAIL_FILE_PATH", "") or str(VAR_DIR / "mail")
+
+# Secret lifecycle. clients asks this function for a new secret's expiry when it registers a
+# client; clients sits below security and must not import it (see clients/services.py).
+KEYWARD_NEW_SECRET_EXPIRY = "security.services.new_secret_expiry"  # noqa: S105 - a dotted path
 
 # Token service.
 KEYWARD_TRUSTED_PROXIES = env_list("KEYWARD_TRUSTED_PROXIES", [])

@@ -13,7 +13,7 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("clients/", include("clients.urls")),
     path("audit/", include("audit.urls")),
-    path("security/", include("clients.lifecycle_urls")),
+    path("security/", include("security.urls")),
     path("", include("tokens.urls")),
     path("api/", include("tokens.resource_urls")),
     path("", include("dashboard.urls")),

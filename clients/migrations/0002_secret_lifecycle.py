@@ -6,7 +6,7 @@ import django.utils.timezone
 from django.conf import settings
 from django.db import migrations, models
 
-# Defaults from issue 4, frozen here rather than imported from models (migrations must not
+# The default policies, frozen here rather than imported from models (migrations must not
 # change when the code does).
 DEFAULT_POLICIES = {"production": 90, "staging": 180, "development": None}
 

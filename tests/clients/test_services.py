@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from django.core.exceptions import ValidationError
 
@@ -35,6 +37,32 @@ class TestClientRegister:
     def test_it_refuses_lifetime_out_of_bounds(self, db):
         with pytest.raises(ValidationError):
             services.client_register(actor=Actor.cli(), name="X", access_token_lifetime=59)
+
+
+NEW_YEAR = datetime(2027, 1, 1, tzinfo=UTC)
+
+
+def expires_on_new_year(*, client: Client, created_at: datetime) -> datetime | None:
+    """A stand-in for the secret lifecycle's policy, named by the setting in a test."""
+    return NEW_YEAR if client.environment == "production" else None
+
+
+class TestNewSecretExpiry:
+    def test_it_asks_the_function_the_setting_names(self, db, settings):
+        settings.KEYWARD_NEW_SECRET_EXPIRY = f"{__name__}.expires_on_new_year"
+        production, _ = services.client_register(
+            actor=Actor.cli(), name="Billing", environment="production"
+        )
+        development, _ = services.client_register(actor=Actor.cli(), name="Sandbox")
+        assert production.secrets.get().expires_at == NEW_YEAR
+        assert development.secrets.get().expires_at is None
+
+    def test_it_leaves_new_secrets_without_expiry_when_no_function_is_named(self, db, settings):
+        settings.KEYWARD_NEW_SECRET_EXPIRY = ""
+        client, _ = services.client_register(
+            actor=Actor.cli(), name="Billing", environment="production"
+        )
+        assert client.secrets.get().expires_at is None
 
 
 class TestSecrets:

@@ -8,6 +8,7 @@ from audit.models import AdminAction, TokenEvent
 from audit.services import Actor
 from clients import services
 from clients.models import ScopeGrant
+from security import services as security_services
 
 HTMX = {"HX-Request": "true"}
 
@@ -69,7 +70,7 @@ class TestClientDetail:
         assert f"curl -u {billing.client_id}:SECRET" in response.text
 
     def test_it_marks_revoked_secrets(self, viewer_client, billing):
-        services.client_secret_revoke(actor=Actor.cli(), secret=billing.secrets.get())
+        security_services.client_secret_revoke(actor=Actor.cli(), secret=billing.secrets.get())
         assert "badge-revoked" in viewer_client.get(detail_url(billing)).text
 
     def test_it_says_so_when_every_scope_is_granted(self, operator_client, billing):

@@ -89,14 +89,14 @@ CASES = [
     ("post", "audit:list", [], {}, (405, 405, 405, 405)),
     # Secret lifecycle. CLIENT / SECRET stand for a client made by the test and its secret.
     # The POSTs are harmless: no environment, no grace choice (both answer 400).
-    ("get", "lifecycle:health", [], None, (302, 200, 200, 200)),
-    ("post", "lifecycle:health", [], {}, (405, 405, 405, 405)),
-    ("get", "lifecycle:settings", [], None, (302, 200, 200, 200)),
-    ("post", "lifecycle:settings", [], {}, (302, 403, 403, 400)),
-    ("get", "lifecycle:rotate", [CLIENT], None, (302, 403, 200, 200)),
-    ("post", "lifecycle:rotate", [CLIENT], {}, (302, 403, 400, 400)),
-    ("get", "lifecycle:revoke_secret", [CLIENT, SECRET], None, (302, 403, 200, 200)),
-    ("get", "lifecycle:disable_client", [CLIENT], None, (405, 405, 405, 405)),
+    ("get", "security:health", [], None, (302, 200, 200, 200)),
+    ("post", "security:health", [], {}, (405, 405, 405, 405)),
+    ("get", "security:settings", [], None, (302, 200, 200, 200)),
+    ("post", "security:settings", [], {}, (302, 403, 403, 400)),
+    ("get", "security:rotate", [CLIENT], None, (302, 403, 200, 200)),
+    ("post", "security:rotate", [CLIENT], {}, (302, 403, 400, 400)),
+    ("get", "security:revoke_secret", [CLIENT, SECRET], None, (302, 403, 200, 200)),
+    ("get", "security:disable_client", [CLIENT], None, (405, 405, 405, 405)),
 ]
 PERSONAS = ("anonymous", "viewer", "operator", "admin")
 

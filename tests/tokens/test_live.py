@@ -14,6 +14,7 @@ from requests_oauthlib import OAuth2Session
 
 from audit.services import Actor
 from clients import services as client_services
+from security import services as security_services
 
 from .conftest import basic
 
@@ -109,7 +110,7 @@ class TestSecondProcess:
             200
         }
         changed_at = time.monotonic()
-        client_services.client_secret_revoke(actor=Actor.cli(), secret=client.secrets.get())
+        security_services.client_secret_revoke(actor=Actor.cli(), secret=client.secrets.get())
         assert _refused_within(production_server, client.client_id, secret, changed_at) <= 1.0
         _all_workers_refuse_after_a_second(production_server, client.client_id, secret, changed_at)
 

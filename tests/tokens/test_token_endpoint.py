@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from audit.services import Actor
 from clients import services as client_services
+from security import services as security_services
 from tokens.keys import key_ring
 
 from .conftest import FORM, TOKEN_URL, basic
@@ -228,7 +229,7 @@ class TestClientAuthentication:
 
     def test_it_refuses_a_revoked_secret(self, post_form, registered):
         client, secret = registered
-        client_services.client_secret_revoke(actor=Actor.cli(), secret=client.secrets.get())
+        security_services.client_secret_revoke(actor=Actor.cli(), secret=client.secrets.get())
         _invalid_client(
             post_form(
                 TOKEN_URL,

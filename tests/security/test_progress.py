@@ -6,8 +6,8 @@ from datetime import timedelta
 
 from audit.models import TokenEvent
 from audit.services import Actor
-from clients import services
 from clients.selectors import client_secret_progress, client_valid_secret_count
+from security import services
 
 from .conftest import T0, days, record_event
 

@@ -9,9 +9,9 @@ import pytest
 from django.urls import reverse
 
 from audit.services import Actor
-from clients import services
-from clients.lifecycle import secrets_scan
-from clients.models import SecretFinding
+from security import services
+from security.models import SecretFinding
+from security.scan import secrets_scan
 
 from .conftest import T0, days, record_event
 
@@ -23,11 +23,11 @@ def detail_url(client) -> str:
 
 
 def rotate_url(client) -> str:
-    return reverse("lifecycle:rotate", args=[client.client_id])
+    return reverse("security:rotate", args=[client.client_id])
 
 
 def revoke_url(client, secret) -> str:
-    return reverse("lifecycle:revoke_secret", args=[client.client_id, secret.pk])
+    return reverse("security:revoke_secret", args=[client.client_id, secret.pk])
 
 
 @pytest.fixture
@@ -129,11 +129,11 @@ class TestSecurityNavAndOverview:
     @pytest.mark.parametrize("persona", ["viewer_client", "operator_client", "admin_client"])
     def test_every_role_gets_the_security_link(self, persona, request):
         text = request.getfixturevalue(persona).get(reverse("dashboard:overview")).text
-        assert f'<a href="{reverse("lifecycle:health")}">Security</a>' in text
+        assert f'<a href="{reverse("security:health")}">Security</a>' in text
 
     def test_the_health_page_leads_to_the_settings(self, viewer_client):
-        text = viewer_client.get(reverse("lifecycle:health")).text
-        assert f'href="{reverse("lifecycle:settings")}"' in text
+        text = viewer_client.get(reverse("security:health")).text
+        assert f'href="{reverse("security:settings")}"' in text
 
     def test_the_overview_counts_open_findings_by_kind_with_links(
         self, prod_client, clock, viewer_client
@@ -150,4 +150,4 @@ class TestSecurityNavAndOverview:
             SecretFinding.Kind.CLIENT_DORMANT: 1,
         }
         for kind in SecretFinding.Kind.values:
-            assert f'href="{reverse("lifecycle:health")}?kind={kind}"' in response.text
+            assert f'href="{reverse("security:health")}?kind={kind}"' in response.text

@@ -11,9 +11,9 @@ from django.core.management.base import CommandError
 
 from audit.models import AdminAction
 from audit.services import Actor
-from clients import services
 from clients.models import ClientSecret
 from clients.secrets import secret_hash
+from security import services
 
 from .conftest import T0, days
 
@@ -33,7 +33,7 @@ def exit_status(monkeypatch):
     monkeypatch.setattr(base.connections, "close_all", lambda: None)
 
     def run_argv(*args: str) -> int:
-        command = load_command_class("clients", args[0])
+        command = load_command_class("security", args[0])
         with pytest.raises(SystemExit) as exc:
             command.run_from_argv(["manage.py", *args])
         return exc.value.code

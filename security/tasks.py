@@ -1,4 +1,4 @@
-"""Celery tasks for clients: thin wrappers that take ids (or nothing) and call one function."""
+"""Secret-lifecycle Celery tasks: thin wrappers that take ids (or nothing), call one function."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from dataclasses import asdict
 from celery import shared_task
 
 from .notifications import RETRYABLE_ERRORS, notification_send
+from .scan import secrets_scan
 
 log = logging.getLogger("keyward.tasks")
 
@@ -15,8 +16,6 @@ log = logging.getLogger("keyward.tasks")
 @shared_task(acks_late=True)
 def scan_stale_secrets() -> dict:
     """Hourly (CELERY_BEAT_SCHEDULE): flag stale secrets and dormant clients."""
-    from .lifecycle import secrets_scan
-
     result = secrets_scan()
     log.info("secrets scan: %s", result)
     return asdict(result)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 
 from audit.services import Actor
-from clients import services
 from clients.models import Client, ClientSecret
 from clients.selectors import client_valid_secret_count
+from security import services
 
 BAD_INPUT = 2
 

@@ -7,10 +7,11 @@ from django.urls import reverse
 
 from audit.models import AdminAction
 from audit.services import Actor
-from clients import services
-from clients.lifecycle import secrets_scan
-from clients.models import Client, ClientSecret, SecretPolicy
+from clients.models import Client, ClientSecret
 from clients.secrets import secret_hash
+from security import services
+from security.models import SecretPolicy
+from security.scan import secrets_scan
 
 from .conftest import T0, days
 
@@ -19,24 +20,24 @@ SETTINGS = "/security/settings/"
 
 
 def rotate_url(client: Client) -> str:
-    return reverse("lifecycle:rotate", args=[client.client_id])
+    return reverse("security:rotate", args=[client.client_id])
 
 
 def revoke_url(client: Client, secret: ClientSecret) -> str:
-    return reverse("lifecycle:revoke_secret", args=[client.client_id, secret.pk])
+    return reverse("security:revoke_secret", args=[client.client_id, secret.pk])
 
 
 def disable_url(client: Client) -> str:
-    return reverse("lifecycle:disable_client", args=[client.client_id])
+    return reverse("security:disable_client", args=[client.client_id])
 
 
 class TestUrls:
     def test_they_mount_under_security(self, db):
-        assert reverse("lifecycle:health") == HEALTH
-        assert reverse("lifecycle:settings") == SETTINGS
-        assert reverse("lifecycle:rotate", args=["abc"]) == "/security/clients/abc/rotate/"
+        assert reverse("security:health") == HEALTH
+        assert reverse("security:settings") == SETTINGS
+        assert reverse("security:rotate", args=["abc"]) == "/security/clients/abc/rotate/"
         assert (
-            reverse("lifecycle:revoke_secret", args=["abc", 7])
+            reverse("security:revoke_secret", args=["abc", 7])
             == "/security/clients/abc/secrets/7/revoke/"
         )
 

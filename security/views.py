@@ -1,7 +1,8 @@
 """Secret-lifecycle pages: policy settings, secrets health, rotate, revoke, disable.
 
-Reads come from clients/selectors.py; every write goes through clients/services.py,
-which records the audit row in the same transaction and queues the email.
+Reads come from security/selectors.py and clients/selectors.py; every write goes through
+security/services.py (or clients/services.py to disable a client), which records the audit
+row in the same transaction and queues the email.
 """
 
 from __future__ import annotations
@@ -20,10 +21,13 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from audit.services import Actor
 from base.http import wants_fragment
 from base.roles import Role, role_check, role_required, user_role
+from clients import selectors as client_selectors
+from clients import services as client_services
+from clients.models import Client, ClientSecret
 
 from . import selectors, services
-from .lifecycle_forms import FindingFilterForm, RotateForm, SecretPolicyForm
-from .models import Client, ClientSecret, SecretFinding, SecretPolicy
+from .forms import FindingFilterForm, RotateForm, SecretPolicyForm
+from .models import SecretFinding, SecretPolicy
 
 FINDINGS_PER_PAGE = 50
 
@@ -42,7 +46,7 @@ def _next(request: HttpRequest) -> str:
 
 
 def _back(request: HttpRequest) -> HttpResponse:
-    return redirect(_next(request) or "lifecycle:health")
+    return redirect(_next(request) or "security:health")
 
 
 # Settings ---------------------------------------------------------------------------------
@@ -72,10 +76,10 @@ def policy_settings(request: HttpRequest) -> HttpResponse:
                 form.add_error(None, exc.messages)
             else:
                 messages.success(request, f"Saved the {environment} secret policy.")
-                return redirect("lifecycle:settings")
+                return redirect("security:settings")
         status = 400
     context = {"rows": [(policy, forms[policy.environment]) for policy in policies]}
-    return render(request, "lifecycle/settings.html", context, status=status)
+    return render(request, "security/settings.html", context, status=status)
 
 
 # Secrets health ---------------------------------------------------------------------------
@@ -99,9 +103,7 @@ def secrets_health(request: HttpRequest) -> HttpResponse:
             {k: v for k, v in [("kind", kind), ("environment", environment)] if v}
         ),
     }
-    template = (
-        "lifecycle/health.html#results" if wants_fragment(request) else "lifecycle/health.html"
-    )
+    template = "security/health.html#results" if wants_fragment(request) else "security/health.html"
     response = render(request, template, context)
     patch_vary_headers(response, ("HX-Request",))
     return response
@@ -134,12 +136,12 @@ def rotate(request: HttpRequest, client_id: str) -> HttpResponse:
     context = {
         "client": client,
         "form": form,
-        "valid_count": selectors.client_valid_secret_count(client=client),
+        "valid_count": client_selectors.client_valid_secret_count(client=client),
         "max_valid": services.MAX_VALID_SECRETS,
         "next": _next(request),
     }
     # htmx loads the dialog's form alone (e.g. into a <dialog> on the client page).
-    template = "lifecycle/rotate.html#dialog" if request.htmx else "lifecycle/rotate.html"
+    template = "security/rotate.html#dialog" if request.htmx else "security/rotate.html"
     response = render(request, template, context, status=status)
     patch_vary_headers(response, ("HX-Request",))
     return response
@@ -153,7 +155,7 @@ def _secret_once(
         revoked_at__isnull=True, expires_at__gte=secret.created_at
     )
     context = {"client": client, "secret": secret, "plain": plain, "older": older}
-    response = render(request, "lifecycle/secret_once.html", context)
+    response = render(request, "security/secret_once.html", context)
     response["Cache-Control"] = "no-store"
     response["Pragma"] = "no-cache"
     return response
@@ -171,21 +173,21 @@ def revoke_secret(request: HttpRequest, client_id: str, secret_id: int) -> HttpR
         services.client_secret_revoke(actor=Actor.from_request(request), secret=secret)
         messages.success(request, f"Revoked {secret.hint} of {client.name}.")
         return _back(request)
-    valid = selectors.client_valid_secrets(client=client)
+    valid = client_selectors.client_valid_secrets(client=client)
     context = {
         "client": client,
         "secret": secret,
         "is_last_valid": secret.is_valid() and not valid.exclude(pk=secret.pk).exists(),
         "next": _next(request),
     }
-    return render(request, "lifecycle/revoke.html", context)
+    return render(request, "security/revoke.html", context)
 
 
 @require_POST
 @role_required(Role.OPERATOR)
 def disable_client(request: HttpRequest, client_id: str) -> HttpResponse:
     client = _client(client_id)
-    services.client_set_status(
+    client_services.client_set_status(
         actor=Actor.from_request(request), client=client, status=Client.Status.DISABLED
     )
     messages.success(request, f"{client.name} is disabled: the token service refuses it.")

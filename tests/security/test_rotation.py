@@ -1,4 +1,4 @@
-"""Rotation, expiry policy and revocation emails (clients/services.py)."""
+"""Rotation, expiry policy and revocation emails (security/services.py)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ from django.core.exceptions import ValidationError
 
 from audit.models import AdminAction
 from audit.services import Actor
-from clients import services
-from clients.models import Client, ClientSecret, NotificationLog, SecretPolicy
+from clients import services as client_services
+from clients.models import Client, ClientSecret
 from clients.secrets import secret_hash
+from security import services
+from security.models import NotificationLog, SecretPolicy
 
 from .conftest import OWNER, SECURITY, T0, days
 
@@ -41,7 +43,7 @@ class TestPolicyExpiry:
 
     def test_it_keeps_an_explicit_expiry(self, make_client, clock):
         client, _ = make_client(environment="production")
-        secret, _ = services.client_secret_create(
+        secret, _ = client_services.client_secret_create(
             actor=Actor.cli(), client=client, expires_at=T0 + days(5)
         )
         assert secret.expires_at == T0 + days(5)

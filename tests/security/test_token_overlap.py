@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from audit.services import Actor
-from clients import services
+from security import services
 from tokens import sink
 from tokens.client_cache import client_cache_clear
 from tokens.keys import key_ring_reset

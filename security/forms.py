@@ -8,7 +8,9 @@ from datetime import timedelta
 from django import forms
 from django.utils import timezone
 
-from .models import Client, SecretFinding
+from clients.models import Client
+
+from .models import SecretFinding
 from .services import MAX_ROTATION_GRACE
 
 GRACE_CHOICES = [

@@ -22,9 +22,10 @@ from django.utils import timezone
 
 from audit.services import Actor
 from clients import services
-from clients.models import Client, ClientSecret, NotificationLog, SecretFinding
-from clients.tasks import scan_stale_secrets
+from clients.models import Client, ClientSecret
 from keyward.celery import app as celery_app
+from security.models import NotificationLog, SecretFinding
+from security.tasks import scan_stale_secrets
 
 from .conftest import OWNER, SECURITY
 
@@ -79,7 +80,7 @@ def worker(tmp_path, settings):
     command = [
         *celery, "-A", "keyward", "worker", "--pool=solo", "-c", "1", "--loglevel=INFO",
         "--without-gossip", "--without-mingle", "--purge",
-        "-n", f"lifecycle-test-{uuid.uuid4().hex[:8]}@%h",
+        "-n", f"security-test-{uuid.uuid4().hex[:8]}@%h",
     ]  # fmt: skip
     with log_path.open("wb") as log:
         process = subprocess.Popen(

@@ -8,9 +8,9 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from audit.services import Actor
-from clients import services
-from clients.lifecycle_forms import DEFAULT_GRACE, parse_grace
 from clients.models import Client
+from security import services
+from security.forms import DEFAULT_GRACE, parse_grace
 
 BAD_INPUT = 2
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from django.urls import path
 
-from . import lifecycle_views as views
+from . import views
 
-app_name = "lifecycle"
+app_name = "security"
 
 urlpatterns = [
     path("", views.secrets_health, name="health"),

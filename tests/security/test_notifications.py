@@ -8,10 +8,10 @@ import threading
 import pytest
 
 from audit.services import Actor
-from clients import services
-from clients.models import NotificationLog
-from clients.notifications import notification_send, recipients_for
-from clients.tasks import send_notification
+from security import services
+from security.models import NotificationLog
+from security.notifications import notification_send, recipients_for
+from security.tasks import send_notification
 
 from .conftest import OWNER, SECURITY, days
 

@@ -17,9 +17,13 @@ from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
-from .models import Client, NotificationLog
+from clients.models import Client
+
+from .models import NotificationLog
 
 log = logging.getLogger("keyward.notifications")
+
+EMAILS = "security/emails"
 
 # Errors worth another try: the mail server or the network, not our message.
 RETRYABLE_ERRORS = (SMTPException, OSError, ConnectionError)
@@ -47,7 +51,7 @@ def notification_queue(
     recipients: list[str],
     client: Client | None = None,
 ) -> NotificationLog | None:
-    """Render emails/<template>-{subject,body}.{txt,html}, log it, send after commit.
+    """Render security/emails/<template>-{subject,body}.{txt,html}, log it, send after commit.
 
     Call inside the transaction of the change being reported. Returns None when there
     is nobody to tell.
@@ -56,13 +60,13 @@ def notification_queue(
     if not recipients:
         return None
     context = {"client": client, "dashboard_url": settings.KEYWARD_ISSUER} | context
-    subject = render_to_string(f"emails/{template}-subject.txt", context)
+    subject = render_to_string(f"{EMAILS}/{template}-subject.txt", context)
     notification = NotificationLog.objects.create(
         kind=kind,
         recipients=recipients,
         subject=" ".join(subject.split())[:300],
-        body_text=render_to_string(f"emails/{template}-body.txt", context),
-        body_html=render_to_string(f"emails/{template}-body.html", context),
+        body_text=render_to_string(f"{EMAILS}/{template}-body.txt", context),
+        body_html=render_to_string(f"{EMAILS}/{template}-body.html", context),
         client=client,
     )
     # robust: a broker outage must not turn a committed rotation into an error page

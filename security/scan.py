@@ -1,6 +1,6 @@
 """The stale-secret scan: findings, their digest emails and the optional auto-actions.
 
-`secrets_scan()` runs hourly from Celery beat (clients.tasks.scan_stale_secrets) and is
+`secrets_scan()` runs hourly from Celery beat (security.tasks.scan_stale_secrets) and is
 safe to run twice or concurrently: findings are opened with a conditional insert against
 the open-finding unique constraints, and notifications are claimed with a conditional
 UPDATE, so each finding is recorded once and mailed once.
@@ -20,17 +20,12 @@ from django.db.models import Q
 from django.utils import timezone
 
 from audit.services import Actor
+from clients.models import Client, ClientSecret
+from clients.services import client_set_status
 
-from .models import (
-    DEFAULT_MAX_SECRET_AGE_DAYS,
-    Client,
-    ClientSecret,
-    NotificationLog,
-    SecretFinding,
-    SecretPolicy,
-)
+from .models import DEFAULT_MAX_SECRET_AGE_DAYS, NotificationLog, SecretFinding, SecretPolicy
 from .notifications import absolute_url, notification_queue, recipients_for
-from .services import client_secret_revoke, client_set_status
+from .services import client_secret_revoke
 
 EXPIRING_WITHIN = timedelta(days=14)
 UNUSED_AFTER = timedelta(days=30)
@@ -220,7 +215,7 @@ def _queue_digest(findings: list[SecretFinding], recipients: list[str], *, audie
             "findings": findings,
             "audience": audience,
             "client_count": len(clients),
-            "health_url": absolute_url("lifecycle:health"),
+            "health_url": absolute_url("security:health"),
         },
         recipients=recipients,
         client=next(iter(clients.values())) if len(clients) == 1 else None,

@@ -1,4 +1,4 @@
-"""The stale-secret scan (clients/lifecycle.py): findings, idempotence, digests, auto-actions."""
+"""The stale-secret scan (security/scan.py): findings, idempotence, digests, auto-actions."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ import pytest
 
 from audit.models import AdminAction
 from audit.services import Actor
-from clients import services
-from clients.lifecycle import secrets_scan
-from clients.models import Client, ClientSecret, NotificationLog, SecretFinding
-from clients.tasks import scan_stale_secrets
+from clients import services as client_services
+from clients.models import Client, ClientSecret
+from security import services
+from security.models import NotificationLog, SecretFinding
+from security.scan import secrets_scan
+from security.tasks import scan_stale_secrets
 
 from .conftest import OWNER, SECURITY, T0, days, record_event
 
@@ -102,7 +104,7 @@ class TestFindings:
 
     def test_disabled_clients_are_not_dormant(self, prod_client, clock, scan):
         client, _ = prod_client
-        services.client_set_status(actor=Actor.cli(), client=client, status="disabled")
+        client_services.client_set_status(actor=Actor.cli(), client=client, status="disabled")
         clock.shift(days(40))
         scan()
         assert Kind.CLIENT_DORMANT not in open_kinds(client)
