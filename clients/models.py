@@ -4,6 +4,7 @@ import ipaddress
 import re
 import secrets
 import string
+from datetime import datetime
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
