@@ -80,8 +80,7 @@ def _policies() -> dict[str, SecretPolicy]:
 
 def _live_secrets(now: datetime):
     return (
-        ClientSecret.objects.filter(revoked_at__isnull=True)
-        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+        ClientSecret.objects.valid(now)
         .select_related("client")
         .order_by("client_id", "created_at", "id")
     )

@@ -14,7 +14,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from audit.services import Actor, admin_action_record
+from audit.services import Actor, admin_action_record, fields_changed
 from clients.models import Client, ClientSecret
 from clients.secrets import secret_generate, secret_hash, secret_hint
 from clients.selectors import client_valid_secrets
@@ -175,10 +175,9 @@ def secret_policy_update(*, actor: Actor, environment: str, **fields) -> SecretP
         for field, value in fields.items():
             setattr(policy, field, value)
         policy.full_clean()
-        after = policy.audit_fields()
-        if after == before:
+        before, after = fields_changed(before, policy.audit_fields())
+        if not after:
             return policy
-        changed = [key for key in after if after[key] != before[key]]
         policy.updated_by = _user_or_none(actor)
         policy.save()
         admin_action_record(
@@ -187,8 +186,8 @@ def secret_policy_update(*, actor: Actor, environment: str, **fields) -> SecretP
             target_type="secret_policy",
             target_id=environment,
             target_label=f"{environment} secret policy",
-            before={key: before[key] for key in changed},
-            after={key: after[key] for key in changed},
+            before=before,
+            after=after,
         )
         # Drop the cached policy now (later reads in this transaction) and again after
         # commit (a reader in between may have cached the old row).

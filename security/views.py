@@ -14,9 +14,9 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils.cache import patch_vary_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.vary import vary_on_headers
 
 from audit.services import Actor
 from base.http import wants_fragment
@@ -87,6 +87,7 @@ def policy_settings(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @role_required(Role.VIEWER)
+@vary_on_headers("HX-Request")  # one URL, a page or a fragment: caches keep them apart
 def secrets_health(request: HttpRequest) -> HttpResponse:
     filters = FindingFilterForm(request.GET)
     kind, environment = filters.value("kind"), filters.value("environment")
@@ -104,9 +105,7 @@ def secrets_health(request: HttpRequest) -> HttpResponse:
         ),
     }
     template = "security/health.html#results" if wants_fragment(request) else "security/health.html"
-    response = render(request, template, context)
-    patch_vary_headers(response, ("HX-Request",))
-    return response
+    return render(request, template, context)
 
 
 # Rotate -----------------------------------------------------------------------------------
@@ -114,6 +113,7 @@ def secrets_health(request: HttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @role_required(Role.OPERATOR)
+@vary_on_headers("HX-Request")  # the dialog alone for htmx, the page otherwise
 def rotate(request: HttpRequest, client_id: str) -> HttpResponse:
     client = _client(client_id)
     form = RotateForm(request.POST or None)
@@ -142,9 +142,7 @@ def rotate(request: HttpRequest, client_id: str) -> HttpResponse:
     }
     # htmx loads the dialog's form alone (e.g. into a <dialog> on the client page).
     template = "security/rotate.html#dialog" if request.htmx else "security/rotate.html"
-    response = render(request, template, context, status=status)
-    patch_vary_headers(response, ("HX-Request",))
-    return response
+    return render(request, template, context, status=status)
 
 
 def _secret_once(
