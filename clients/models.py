@@ -43,6 +43,9 @@ class ClientQuerySet(models.QuerySet):
     def active(self) -> ClientQuerySet:
         return self.filter(status=Client.Status.ACTIVE)
 
+    def disabled(self) -> ClientQuerySet:
+        return self.filter(status=Client.Status.DISABLED)
+
 
 class Client(models.Model):
     """A machine client of the token service (RFC 6749 §2, confidential client)."""

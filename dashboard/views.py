@@ -36,7 +36,7 @@ def overview(request: HttpRequest) -> HttpResponse:
     counts = {
         "clients": Client.objects.count(),
         "active_clients": Client.objects.active().count(),
-        "disabled_clients": Client.objects.filter(status=Client.Status.DISABLED).count(),
+        "disabled_clients": Client.objects.disabled().count(),
         "scopes": Scope.objects.count(),
         "grants": ScopeGrant.objects.count(),
         "valid_secrets": ClientSecret.objects.valid().count(),

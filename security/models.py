@@ -92,6 +92,11 @@ class SecretPolicy(models.Model):
         }
 
 
+class SecretFindingQuerySet(models.QuerySet):
+    def open(self) -> SecretFindingQuerySet:
+        return self.filter(state=SecretFinding.State.OPEN)
+
+
 class SecretFinding(models.Model):
     """Something the stale-secret scan (security/scan.py) flagged; open until fixed."""
 
@@ -123,6 +128,8 @@ class SecretFinding(models.Model):
         null=True, blank=True, help_text="Set when a scan claimed it for the digest email."
     )
     details = models.JSONField(default=dict, blank=True)
+
+    objects = SecretFindingQuerySet.as_manager()
 
     class Meta:
         ordering = ["-first_seen_at", "-id"]
@@ -159,6 +166,11 @@ class SecretFinding(models.Model):
         return f"{self.kind} {self.client_id}/{self.secret_id or '-'} ({self.state})"
 
 
+class NotificationLogQuerySet(models.QuerySet):
+    def failed(self) -> NotificationLogQuerySet:
+        return self.filter(status=NotificationLog.Status.FAILED)
+
+
 class NotificationLog(models.Model):
     """One email Keyward sent or tried to send; failures stay visible to admins."""
 
@@ -186,6 +198,8 @@ class NotificationLog(models.Model):
     client = models.ForeignKey(
         Client, null=True, blank=True, on_delete=models.SET_NULL, related_name="notifications"
     )
+
+    objects = NotificationLogQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -137,7 +137,7 @@ def _secret_conditions(
 def _record(conditions: dict[FindingKey, dict], now: datetime, result: ScanResult) -> None:
     open_findings = {
         (finding.kind, finding.client_id, finding.secret_id): finding
-        for finding in SecretFinding.objects.filter(state=SecretFinding.State.OPEN)
+        for finding in SecretFinding.objects.open()
     }
     new = [
         SecretFinding(
@@ -161,17 +161,19 @@ def _record(conditions: dict[FindingKey, dict], now: datetime, result: ScanResul
         if key not in conditions:
             fixed.append(finding.pk)
         elif finding.details != conditions[key]:
-            result.updated += SecretFinding.objects.filter(
-                pk=finding.pk, state=SecretFinding.State.OPEN
-            ).update(details=conditions[key], last_seen_at=now)
+            result.updated += (
+                SecretFinding.objects.open()
+                .filter(pk=finding.pk)
+                .update(details=conditions[key], last_seen_at=now)
+            )
         else:
             unchanged.append(finding.pk)
-    SecretFinding.objects.filter(pk__in=unchanged, state=SecretFinding.State.OPEN).update(
-        last_seen_at=now
+    SecretFinding.objects.open().filter(pk__in=unchanged).update(last_seen_at=now)
+    result.closed = (
+        SecretFinding.objects.open()
+        .filter(pk__in=fixed)
+        .update(state=SecretFinding.State.CLOSED, closed_at=now)
     )
-    result.closed = SecretFinding.objects.filter(
-        pk__in=fixed, state=SecretFinding.State.OPEN
-    ).update(state=SecretFinding.State.CLOSED, closed_at=now)
 
 
 def _notify_new(now: datetime, result: ScanResult) -> None:
@@ -181,7 +183,8 @@ def _notify_new(now: datetime, result: ScanResult) -> None:
         # The emails are queued in this same transaction: no claim without its email.
         ids = list(
             SecretFinding.objects.select_for_update(skip_locked=True)
-            .filter(state=SecretFinding.State.OPEN, notified_at__isnull=True)
+            .open()
+            .filter(notified_at__isnull=True)
             .values_list("pk", flat=True)
         )
         if not ids:

@@ -8,9 +8,7 @@ from .models import NotificationLog, SecretFinding
 
 
 def open_findings(*, kind: str = "", environment: str = "") -> QuerySet[SecretFinding]:
-    findings = SecretFinding.objects.filter(state=SecretFinding.State.OPEN).select_related(
-        "client", "secret"
-    )
+    findings = SecretFinding.objects.open().select_related("client", "secret")
     if kind:
         findings = findings.filter(kind=kind)
     if environment:
@@ -21,15 +19,10 @@ def open_findings(*, kind: str = "", environment: str = "") -> QuerySet[SecretFi
 def open_finding_counts() -> dict[str, int]:
     """Open findings per kind (every kind present, zeros included), for the overview."""
     rows = (
-        SecretFinding.objects.filter(state=SecretFinding.State.OPEN)
-        .values("kind")
-        .annotate(n=Count("id"))
-        .values_list("kind", "n")
+        SecretFinding.objects.open().values("kind").annotate(n=Count("id")).values_list("kind", "n")
     )
     return {kind: 0 for kind in SecretFinding.Kind.values} | dict(rows)
 
 
 def failed_notifications(*, limit: int = 50) -> QuerySet[NotificationLog]:
-    return NotificationLog.objects.filter(status=NotificationLog.Status.FAILED).select_related(
-        "client"
-    )[:limit]
+    return NotificationLog.objects.failed().select_related("client")[:limit]

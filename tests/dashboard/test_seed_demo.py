@@ -11,7 +11,7 @@ from django.core.management.base import CommandError
 from audit.models import AdminAction
 from base.roles import Role, user_role
 from clients.models import Client, Scope, ScopeGrant
-from clients.secrets import secret_matches
+from clients.secrets import secret_hash
 from dashboard.management.commands.seed_demo import DEMO_PASSWORD
 
 
@@ -72,7 +72,7 @@ class TestSeedDemo:
         for client in Client.objects.all():
             line = next(line for line in output.splitlines() if client.client_id in line)
             secret = line.split()[-1]
-            assert secret_matches(secret, client.secrets.get().secret_hash)
+            assert secret_hash(secret) == client.secrets.get().secret_hash
 
     def test_it_is_idempotent_and_prints_no_secret_again(self, db):
         seed()

@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 
 from audit.models import AdminAction
 from clients.models import Client, ClientSecret, ScopeGrant
-from clients.secrets import secret_matches
+from clients.secrets import secret_hash
 from tests.conftest import PASSWORD, make_user
 
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
@@ -60,7 +60,7 @@ class TestRegisterClient:
         secret = page.locator("#client-secret").inner_text().strip()
         client = Client.objects.get(name="Billing service")
         assert secret.startswith("kwsec_")
-        assert secret_matches(secret, ClientSecret.objects.get(client=client).secret_hash)
+        assert secret_hash(secret) == ClientSecret.objects.get(client=client).secret_hash
         expect(page.locator("#client-id")).to_have_text(client.client_id)
         page.locator('[data-copy-target="#client-secret"]').click()
         expect(page.locator('[data-copy-target="#client-secret"]')).not_to_have_text("Copy")

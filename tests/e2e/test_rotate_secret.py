@@ -16,7 +16,7 @@ from audit.ingest import token_events_ingest
 from audit.services import Actor
 from clients import services
 from clients.models import ClientSecret
-from clients.secrets import secret_matches
+from clients.secrets import secret_hash
 from tests.conftest import make_user
 from tests.e2e.test_register_client import log_in
 
@@ -89,7 +89,7 @@ class TestRotateSecret:
         new_plain = page.locator("#client-secret").inner_text().strip()
         new = client.secrets.exclude(pk=old.pk).get()
         assert new_plain.startswith("kwsec_") and new_plain != old_plain
-        assert secret_matches(new_plain, new.secret_hash)
+        assert secret_hash(new_plain) == new.secret_hash
         expect(page.get_by_text(old.hint)).to_be_visible()  # "keeps working until …"
 
         # The overlap: both secrets get tokens; the consumer switches from old to new.
