@@ -21,4 +21,4 @@ RUN DEBUG=0 SECRET_KEY=build KEYWARD_SECRET_PEPPER=build KEYWARD_ISSUER=https://
 
 USER keyward
 EXPOSE 8000
-CMD ["gunicorn", "--config", "gunicorn.conf.py", "keyward.asgi:application"]
+CMD ["bin/serve"]

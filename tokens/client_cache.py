@@ -17,8 +17,6 @@ from django.conf import settings
 
 from clients.models import Client, ClientSecret
 
-from .database_thread import database_io
-
 # Bounded: a flood of random client_ids must not grow memory without limit.
 MAX_ENTRIES = 10_000
 # Longer than any client_id we issue; such values are unknown without asking the database.
@@ -97,7 +95,6 @@ def _networks(values: list) -> tuple:
     return tuple(networks)
 
 
-@database_io
 def client_record_load(client_id: str) -> ClientRecord | None:
     """Two queries: the client joined with its scope names, then its secrets."""
     rows = list(

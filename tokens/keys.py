@@ -34,7 +34,6 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
-from .database_thread import database_io
 from .models import NEXT_KEY_PUBLISH_LEAD, SigningKey
 
 log = logging.getLogger(__name__)
@@ -100,7 +99,6 @@ def signing_key_new(*, algorithm: str, status: str) -> SigningKey:
     )
 
 
-@database_io
 def signing_key_ensure_active() -> None:
     """Create an active key when there is none (first use). Safe against racing processes:
     the partial unique index lets exactly one insert win; the losers just reload."""
@@ -195,12 +193,10 @@ _ring_lock = threading.Lock()
 _last_forced_reload = 0.0
 
 
-@database_io
 def _state() -> tuple:
     return tuple(SigningKey.objects.published().order_by("kid").values_list("kid", "status"))
 
 
-@database_io
 def _load(state: tuple, previous: KeyRing | None) -> KeyRing:
     rows = {row.kid: row for row in SigningKey.objects.published()}
     keys: dict[str, LoadedKey] = {}

@@ -15,7 +15,6 @@ from django.utils import timezone
 
 from audit.services import Actor, admin_action_record
 
-from .database_thread import database_io
 from .keys import key_ring_reset, signing_key_new
 from .models import NEXT_KEY_PUBLISH_LEAD, RevokedToken, SigningKey
 from .sink import denylist_add
@@ -234,7 +233,6 @@ def signing_keys_rotate_if_due(now: datetime | None = None) -> ScheduleRun:
     return ScheduleRun(ScheduleOutcome.ROTATED, rotation=rotation)
 
 
-@database_io
 def access_token_revoke(*, jti: str, client_id: str, exp: int) -> None:
     """Denylist a token until it expires: a database row (fallback, embedded mode) and Redis."""
     expires_at = datetime.fromtimestamp(exp, tz=UTC)

@@ -30,7 +30,6 @@ from django.core.cache import cache
 
 from audit.ingest import EVENT_BUFFER_KEY, token_events_write
 
-from .database_thread import database_io
 from .models import RevokedToken
 
 log = logging.getLogger(__name__)
@@ -252,7 +251,6 @@ def _incr(key: str, window: int) -> int:
         return 1
 
 
-@database_io
 def _fallback(event: dict, denylist_jti: str, *, retry_after: int) -> Verdict:
     if retry_after:
         event = event | {
@@ -270,7 +268,6 @@ def _fallback(event: dict, denylist_jti: str, *, retry_after: int) -> Verdict:
     return Verdict(retry_after, denylisted)
 
 
-@database_io
 def denylist_db_contains(jti: str) -> bool:
     return RevokedToken.objects.filter(jti=jti).exists()
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import json
@@ -10,7 +9,7 @@ import os
 import socket
 import subprocess
 import sys
-import threading
+import tempfile
 import time
 from pathlib import Path
 
@@ -121,9 +120,9 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def gunicorn_serving(**env_overrides):
-    """The web process as deployed: gunicorn.conf.py serving keyward.asgi with 2 workers,
-    on the test database and the test Redis unless overridden. Yields its base URL."""
+def serving(**env_overrides):
+    """The web process as deployed: bin/serve (granian, 2 workers) on the test database and
+    the test Redis unless overridden. Yields its base URL."""
     port = _free_port()
     db = settings.DATABASES["default"]
     env = os.environ | {
@@ -131,28 +130,29 @@ def gunicorn_serving(**env_overrides):
         f"{db['PORT'] or 5432}/{db['NAME']}",
         "REDIS_URL": settings.REDIS_URL,
         "LOG_LEVEL": "WARNING",
-        "GUNICORN_LOG_LEVEL": "warning",
-        "WEB_CONCURRENCY": "2",
-        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "PYTHON": sys.executable,
+        "GRANIAN_HOST": "127.0.0.1",
+        "GRANIAN_PORT": str(port),
+        "GRANIAN_LOG_LEVEL": "info",  # says when each worker has started
     }
     env |= env_overrides
-    # The browser tests set this for their own process; a server must run with Django's
-    # async-safety guard on, so that database work on the event loop fails loudly here.
+    # The browser tests set this for their own process; the server runs as deployed.
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    # A file, not a pipe: a pipe nobody reads fills up and blocks the server's logging.
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - closed when the server stops
     process = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "gunicorn"),
-            "--config",
-            str(ROOT / "gunicorn.conf.py"),
-            "keyward.asgi:application",
-        ],
+        [str(ROOT / "bin" / "serve")],
         cwd=ROOT,
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stdout=log,
+        stderr=log,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
+    # Every worker up, not just the first: a worker stopped while it still loads Django
+    # ignores the signal until granian's kill timeout.
+    while _log_text(log).count("Started worker-") < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
     while time.monotonic() < deadline:
         try:
             requests.get(url + "/.well-known/oauth-authorization-server", timeout=5)
@@ -161,51 +161,21 @@ def gunicorn_serving(**env_overrides):
             time.sleep(0.1)
     else:
         process.kill()
-        pytest.fail("gunicorn did not start: " + process.stderr.read().decode()[-2000:])
+        pytest.fail("the server did not start: " + _log_text(log)[-2000:])
     try:
         yield url
     finally:
         process.terminate()
-        process.wait(timeout=10)
+        process.wait(timeout=30)
+        log.close()
+
+
+def _log_text(log) -> str:
+    log.seek(0)
+    return log.read().decode(errors="replace")
 
 
 @pytest.fixture
 def production_server(transactional_db):
-    with gunicorn_serving() as url:
+    with serving() as url:
         yield url
-
-
-# --- Driving an ASGI application in-process --------------------------------------------------
-
-
-def asgi_run(app, scope: dict, incoming: list[dict]) -> list[dict]:
-    """Drive `app` with the `incoming` messages; return what it sent."""
-    sent, queue = [], list(incoming)
-
-    async def receive():
-        return queue.pop(0) if queue else {"type": "http.disconnect"}
-
-    async def send(message):
-        sent.append(message)
-
-    # On a thread of its own: the browser tests leave an event loop running on this one.
-    runner = threading.Thread(target=asyncio.run, args=(app(scope, receive, send),))
-    runner.start()
-    runner.join()
-    return sent
-
-
-def asgi_http_scope(path: str, root_path: str = "", headers=None) -> dict:
-    """An HTTP POST scope as uvicorn would pass it (form content type unless `headers`)."""
-    return {
-        "type": "http",
-        "method": "POST",
-        "path": path,
-        "root_path": root_path,
-        "query_string": b"",
-        "headers": [(b"content-type", FORM.encode())] if headers is None else headers,
-        "client": ("127.0.0.1", 5000),
-        "server": ("127.0.0.1", 8000),
-        "scheme": "http",
-        "http_version": "1.1",
-    }
