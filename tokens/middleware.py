@@ -5,15 +5,13 @@ import logging
 from django.http import HttpRequest, HttpResponse
 
 from . import views
+from .urls import TOKEN_SERVICE
 
 log = logging.getLogger(__name__)
 
-# Same paths as tokens/urls.py (tests/tokens/test_keys.py checks they agree).
-ROUTES = {
-    "/token-srv/token": views.token,
-    "/token-srv/introspect": views.introspect,
-    "/token-srv/revoke": views.revoke,
-}
+# Path → route, from the URLconf's own entries; keyward/urls.py mounts tokens.urls at the
+# site root, so a route's pattern is its path below the root.
+ROUTES = {"/" + str(route.pattern): route for route in TOKEN_SERVICE}
 
 
 class TokenServiceShortcut:
@@ -29,13 +27,13 @@ class TokenServiceShortcut:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        view = ROUTES.get(request.path_info)
-        if view is None:
+        route = ROUTES.get(request.path_info)
+        if route is None:
             return self.get_response(request)
         try:
-            return view(request)
+            return route.callback(request)
         except Exception:
             # A fault of ours or of a backing service (say, the database is down): answer
             # in the protocol's format and leave an event, instead of Django's HTML 500.
             log.exception("token service failed on %s", request.path_info)
-            return views.server_error(request)
+            return views.server_error(request, route.name)

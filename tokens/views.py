@@ -157,18 +157,11 @@ def _method_not_allowed(endpoint: str, request: HttpRequest) -> HttpResponse:
     return response
 
 
-ENDPOINT_BY_PATH = {
-    "/token-srv/token": Endpoint.TOKEN,
-    "/token-srv/introspect": Endpoint.INTROSPECT,
-    "/token-srv/revoke": Endpoint.REVOKE,
-}
-
-
-def server_error(request: HttpRequest) -> HttpResponse:
+def server_error(request: HttpRequest, endpoint: str) -> HttpResponse:
     """The answer when an endpoint failed unexpectedly: RFC 6749-style JSON and an event."""
     started = time.perf_counter()
     ip = client_ip(request)
-    event = _event(ENDPOINT_BY_PATH.get(request.path_info, Endpoint.TOKEN), request, ip)
+    event = _event(endpoint, request, ip)
     event.update(reason=Reason.SERVER_ERROR, status_code=500)
     try:
         _emit(event, started, ip=ip, counters=[])
