@@ -76,13 +76,6 @@ class ClientRecord:
         audiences = self.audiences or (settings.KEYWARD_DEFAULT_AUDIENCE,)
         return audiences[0] if len(audiences) == 1 else list(audiences)
 
-    # authlib's grant asks the client these (authlib.oauth2.rfc6749.ClientMixin).
-    def get_client_id(self) -> str:
-        return self.client_id
-
-    def check_grant_type(self, grant_type: str) -> bool:
-        return grant_type == "client_credentials"
-
 
 def _expires_at(_client_id: str, entry: tuple[float, ClientRecord | None], _now: float) -> float:
     # Counted from before the query, not from the insert, so no copy outlives the setting.
