@@ -1,8 +1,9 @@
 """Token-endpoint benchmark: Keyward (RS256, ES256, introspection) beside django-oauth-toolkit
 and node's oidc-provider.
 
-Run with `bin/bench` (see bench/README.md). Starts each Django server under gunicorn on
-PostgreSQL and Redis as in production, and oidc-provider under node, drives each with wrk at a
+Run with `bin/bench` (see bench/README.md). Starts Keyward as deployed (bin/serve), the other
+Django servers under gunicorn, all on PostgreSQL and Redis, and oidc-provider under node;
+drives each with wrk at a
 fixed concurrency after a warm-up, and prints requests/s, p50, p99, errors and server CPU per
 request. Not a test: it measures.
 """
@@ -186,27 +187,43 @@ def services_ticks() -> int:
 
 
 @contextlib.contextmanager
-def gunicorn(env: dict, app: str, workers: int, worker_class: str | None = None):
-    """gunicorn with gunicorn.conf.py; `worker_class` "sync" for a WSGI app."""
+def keyward_server(env: dict, workers: int):
+    """Keyward as deployed: bin/serve (granian over Django's WSGI handler)."""
     port = free_port()
-    proc = subprocess.Popen(
-        [
-            GUNICORN,
-            "--config",
-            str(ROOT / "gunicorn.conf.py"),
-            app,
-            *(["--workers", str(workers)] if workers else []),
-            *(["--worker-class", worker_class] if worker_class else []),
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--log-level",
-            "warning",
-            *GUNICORN_EXTRA_ARGS,
-        ],
-        cwd=ROOT,
-        env=os.environ | env,
-        start_new_session=True,
-    )
+    serve_env = {"PYTHON": PYTHON, "GRANIAN_HOST": "127.0.0.1", "GRANIAN_PORT": str(port)}
+    if workers:
+        serve_env["GRANIAN_WORKERS"] = str(workers)
+    with _serving([str(ROOT / "bin" / "serve")], env | serve_env, port) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def gunicorn(env: dict, app: str, workers: int):
+    """gunicorn's sync workers (WSGI): django-oauth-toolkit's usual deployment, and
+    Keyward's own for --compare-sync. One worker more than the cores by default."""
+    port = free_port()
+    command = [
+        GUNICORN,
+        app,
+        "--workers",
+        str(workers or (os.cpu_count() or 1) + 1),
+        "--worker-class",
+        "sync",
+        "--backlog",
+        "2048",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--log-level",
+        "warning",
+        *GUNICORN_EXTRA_ARGS,
+    ]
+    with _serving(command, env, port) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def _serving(command: list[str], env: dict, port: int):
+    proc = subprocess.Popen(command, cwd=ROOT, env=os.environ | env, start_new_session=True)
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -214,11 +231,13 @@ def gunicorn(env: dict, app: str, workers: int, worker_class: str | None = None)
                 break
             time.sleep(0.2)
         else:
-            sys.exit("gunicorn did not start")
+            sys.exit(f"{command[0]} did not start")
+        # Let every worker finish loading Django before the warm-up starts.
+        time.sleep(2)
         yield proc, f"http://127.0.0.1:{port}"
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
+        proc.wait(timeout=60)
 
 
 def wrk(url: str, seconds: int, concurrency: int, auth: str, body: str) -> dict:
@@ -299,11 +318,11 @@ def bench_keyward(args) -> list[Result]:
     for alg in ("RS256", "ES256"):
         manage(env, "shell", "-c", ACTIVATE_KEY.format(alg=alg))
         if args.compare_sync:
-            with gunicorn(env, "keyward.wsgi:application", args.workers, "sync") as server:
+            with gunicorn(env, "keyward.wsgi:application", args.workers) as server:
                 url = server[1] + "/token-srv/token"
                 name = f"Keyward token {alg}, sync workers"
                 results.append(measure(name, server, url, args, auth=auth))
-        with gunicorn(env, "keyward.asgi:application", args.workers) as server:
+        with keyward_server(env, args.workers) as server:
             url = server[1] + "/token-srv/token"
             results.append(measure(f"Keyward token {alg}", server, url, args, auth=auth))
             if alg == "ES256":
@@ -328,7 +347,7 @@ def bench_dot(args) -> list[Result]:
         # WSGI with sync workers: django-oauth-toolkit's usual deployment, and that of the
         # issue's reference figures.
         with gunicorn(
-            env | {"DJANGO_SETTINGS_MODULE": settings}, "bench.dot_site.wsgi", args.workers, "sync"
+            env | {"DJANGO_SETTINGS_MODULE": settings}, "bench.dot_site.wsgi", args.workers
         ) as server:
             label = "cheap md5 hasher" if hasher == "md5" else "default PBKDF2 hasher"
             url = server[1] + "/o/token/"
@@ -583,7 +602,10 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument(
-        "--workers", type=int, default=0, help="gunicorn workers (default: gunicorn.conf.py)"
+        "--workers",
+        type=int,
+        default=0,
+        help="server processes (default: bin/serve's, and cores + 1 for gunicorn)",
     )
     parser.add_argument(
         "--dot-slow-duration",
