@@ -206,12 +206,12 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "tokens.tasks.purge_expired_revocations",
         "schedule": crontab(minute=17),
     },
-    # Secret lifecycle (issue 4): flags stale secrets and dormant clients, mails new findings.
+    # Secret lifecycle: flags stale secrets and dormant clients, mails new findings.
     "scan-stale-secrets": {
         "task": "clients.tasks.scan_stale_secrets",
         "schedule": crontab(minute=41),
     },
-    # Signing-key schedule (issue 4 req. 8): keeps a next key published, rotates when due.
+    # Signing-key schedule: keeps a next key published, rotates when due.
     "rotate-signing-keys": {
         "task": "tokens.tasks.rotate_signing_keys_if_due",
         "schedule": crontab(hour=3, minute=7),
@@ -238,7 +238,7 @@ EMAIL_FILE_PATH = os.environ.get("EMAIL_FILE_PATH", "") or str(VAR_DIR / "mail")
 KEYWARD_TRUSTED_PROXIES = env_list("KEYWARD_TRUSTED_PROXIES", [])
 KEYWARD_CLIENT_CACHE_SECONDS = float(os.environ.get("KEYWARD_CLIENT_CACHE_SECONDS", "0.9"))
 KEYWARD_SIGNING_ALGORITHM = os.environ.get("KEYWARD_SIGNING_ALGORITHM", "RS256")
-# Days between scheduled signing-key rotations (issue 4 req. 8); 0 turns the schedule off.
+# Days between scheduled signing-key rotations; 0 turns the schedule off.
 KEYWARD_SIGNING_KEY_ROTATION_DAYS = int(os.environ.get("KEYWARD_SIGNING_KEY_ROTATION_DAYS", "90"))
 KEYWARD_RATE_LIMIT_WINDOW = int(os.environ.get("KEYWARD_RATE_LIMIT_WINDOW", "60"))
 KEYWARD_RATE_LIMIT_PER_CLIENT = int(os.environ.get("KEYWARD_RATE_LIMIT_PER_CLIENT", "6000"))
