@@ -198,8 +198,8 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict = {
     # Moves buffered token events from Redis into the TokenEvent table.
-    "ingest-token-events": {
-        "task": "audit.tasks.ingest_token_events",
+    "drain-token-events": {
+        "task": "tokens.tasks.drain_token_events",
         "schedule": float(os.environ.get("KEYWARD_INGEST_INTERVAL", "2")),
     },
     # Drops expired rows from the token denylist fallback table.

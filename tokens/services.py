@@ -17,7 +17,7 @@ from audit.services import Actor, admin_action_record
 
 from .keys import key_ring_reset, signing_key_new
 from .models import NEXT_KEY_PUBLISH_LEAD, RevokedToken, SigningKey
-from .sink import denylist_add
+from .sink import denylist_add, denylist_add_many
 
 log = logging.getLogger(__name__)
 
@@ -252,11 +252,12 @@ def revocations_purge() -> int:
     """
     now = timezone.now()
     deleted, _ = RevokedToken.objects.filter(expires_at__lte=now).delete()
-    restored = 0
-    for jti, expires_at in RevokedToken.objects.filter(expires_at__gt=now).values_list(
-        "jti", "expires_at"
-    ):
-        if denylist_add(jti, int((expires_at - now).total_seconds()) + 1):
-            restored += 1
+    live = [
+        (jti, int((expires_at - now).total_seconds()) + 1)
+        for jti, expires_at in RevokedToken.objects.filter(expires_at__gt=now).values_list(
+            "jti", "expires_at"
+        )
+    ]
+    restored = len(live) if denylist_add_many(live) else 0
     log.info("Purged %d expired revocations; %d live ones in Redis", deleted, restored)
     return deleted

@@ -19,6 +19,7 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
+from audit.events import TokenEventRecord
 from audit.models import TokenEvent
 from audit.services import Actor
 from base.http import client_ip
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 
 Reason = TokenEvent.Reason
 Endpoint = TokenEvent.Endpoint
+Outcome = TokenEvent.Outcome
 REASON_BY_ERROR = {
     "invalid_request": Reason.INVALID_REQUEST,
     "invalid_client": Reason.INVALID_CLIENT,
@@ -73,25 +75,18 @@ def _json(status: int, body, headers=()) -> HttpResponse:
     return response
 
 
-def _event(endpoint: str, request: HttpRequest, ip: str | None) -> dict:
-    """The event skeleton; keys exactly as audit/ingest.py documents them."""
-    return {
-        "id": uuid.uuid4().hex,
-        "occurred_at": time.time(),
-        "endpoint": endpoint,
-        "client_id": "",
-        "client_known": False,
-        "secret_id": None,
-        "outcome": TokenEvent.Outcome.FAILURE,
-        "reason": Reason.INVALID_REQUEST,
-        "source_ip": ip,
-        "user_agent": request.META.get("HTTP_USER_AGENT", "")[:300],
-        "scopes_requested": "",
-        "scopes_granted": "",
-        "jti": "",
-        "status_code": 400,
-        "duration_ms": 0.0,
-    }
+def _event(endpoint: str, request: HttpRequest, ip: str | None) -> TokenEventRecord:
+    """The event of this request as a failed one; the endpoint fills in what it learns."""
+    return TokenEventRecord(
+        id=uuid.uuid4().hex,
+        occurred_at=time.time(),
+        endpoint=endpoint,
+        outcome=Outcome.FAILURE,
+        reason=Reason.INVALID_REQUEST,
+        source_ip=ip,
+        user_agent=request.META.get("HTTP_USER_AGENT", "")[:300],
+        status_code=400,
+    )
 
 
 def _presented_client_id(request: HttpRequest, form: dict | None) -> str:
@@ -106,21 +101,26 @@ def _presented_client_id(request: HttpRequest, form: dict | None) -> str:
 
 
 def _finish_error(
-    error: OAuth2Error, event: dict, request: HttpRequest, ip, started: float, form=None
+    error: OAuth2Error,
+    event: TokenEventRecord,
+    request: HttpRequest,
+    ip,
+    started: float,
+    form=None,
 ) -> HttpResponse:
     """Emit the failure event (counting it against the IP) and answer with the error."""
     status, body, headers = error()
     auth_failed = isinstance(error, ClientAuthenticationFailed)
     if auth_failed:
-        event["client_id"] = error.client_id
-        event["client_known"] = error.known
-        event["secret_id"] = error.secret_id
-        event["reason"] = error.reason
+        event.client_id = error.client_id
+        event.client_known = error.known
+        event.secret_id = error.secret_id
+        event.reason = error.reason
     else:
-        if not event["client_id"]:
-            event["client_id"] = _presented_client_id(request, form)
-        event["reason"] = REASON_BY_ERROR.get(error.error, Reason.INVALID_REQUEST)
-    event["status_code"] = status
+        if not event.client_id:
+            event.client_id = _presented_client_id(request, form)
+        event.reason = REASON_BY_ERROR.get(error.error, Reason.INVALID_REQUEST)
+    event.status_code = status
     counters = [("ip", str(ip), settings.KEYWARD_RATE_LIMIT_PER_IP)]
     verdict = _emit(event, started, ip=ip, counters=counters, auth_failed=auth_failed)
     if verdict.limited:
@@ -128,8 +128,8 @@ def _finish_error(
     return _json(status, body, headers)
 
 
-def _emit(event: dict, started: float, **kwargs):
-    event["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
+def _emit(event: TokenEventRecord, started: float, **kwargs):
+    event.duration_ms = round((time.perf_counter() - started) * 1000, 3)
     return emit(event, **kwargs)
 
 
@@ -161,7 +161,8 @@ def server_error(request: HttpRequest, endpoint: str) -> HttpResponse:
     started = time.perf_counter()
     ip = client_ip(request)
     event = _event(endpoint, request, ip)
-    event.update(reason=Reason.SERVER_ERROR, status_code=500)
+    event.reason = Reason.SERVER_ERROR
+    event.status_code = 500
     try:
         _emit(event, started, ip=ip, counters=[])
     except Exception:  # the sink's own fallbacks failed too; the answer still goes out
@@ -189,22 +190,20 @@ def token(request: HttpRequest) -> HttpResponse:
     form = None
     try:
         form = form_parse(request)
-        event["scopes_requested"] = form.get("scope", "")[:1000]
+        event.scopes_requested = form.get("scope", "")[:1000]
         grant = token_request_validate(request, form, ip)
     except OAuth2Error as error:
         return _finish_error(error, event, request, ip, started, form)
     client = grant.client
     jti = new_jti()
-    event.update(
-        client_id=client.client_id,
-        client_known=True,
-        secret_id=grant.authenticated.secret_id,
-        outcome=TokenEvent.Outcome.SUCCESS,
-        reason=Reason.OK,
-        scopes_granted=grant.scope,
-        jti=jti,
-        status_code=200,
-    )
+    event.client_id = client.client_id
+    event.client_known = True
+    event.secret_id = grant.authenticated.secret_id
+    event.outcome = Outcome.SUCCESS
+    event.reason = Reason.OK
+    event.scopes_granted = grant.scope
+    event.jti = jti
+    event.status_code = 200
     verdict = _emit(event, started, ip=ip, counters=_client_counters(client.client_id, ip))
     if verdict.limited:
         return _rate_limited(verdict.retry_after)
@@ -282,7 +281,7 @@ def introspect(request: HttpRequest) -> HttpResponse:
         caller_id, may_see_all, secret_id = _introspection_caller(request, form, ip)
         token_value = form.get("token")
         if not token_value:
-            event.update(client_id=caller_id, client_known=True, secret_id=secret_id)
+            event.client_id, event.client_known, event.secret_id = caller_id, True, secret_id
             raise InvalidRequestError("Missing token.")
     except _BearerRefused as error:
         return _bearer_refused(error, event, request, ip, started)
@@ -290,16 +289,13 @@ def introspect(request: HttpRequest) -> HttpResponse:
         return _finish_error(error, event, request, ip, started, form)
     claims = _token_claims_if_valid(token_value)
     permitted = claims is not None and (may_see_all or claims["client_id"] == caller_id)
-    event.update(
-        client_id=caller_id,
-        client_known=True,
-        secret_id=secret_id,
-        outcome=TokenEvent.Outcome.SUCCESS if claims is None or permitted else "failure",
-        reason=Reason.OK if claims is None or permitted else Reason.UNAUTHORIZED,
-        jti=claims["jti"][:64] if claims else "",
-        scopes_granted=str(claims.get("scope", ""))[:1000] if permitted else "",
-        status_code=200,
-    )
+    answered = claims is None or permitted
+    event.client_id, event.client_known, event.secret_id = caller_id, True, secret_id
+    event.outcome = Outcome.SUCCESS if answered else Outcome.FAILURE
+    event.reason = Reason.OK if answered else Reason.UNAUTHORIZED
+    event.jti = claims["jti"][:64] if claims else ""
+    event.scopes_granted = str(claims.get("scope", ""))[:1000] if permitted else ""
+    event.status_code = 200
     verdict = _emit(
         event,
         started,
@@ -331,7 +327,8 @@ def _introspection_counters(caller_id: str, *, found: bool) -> list[tuple[str, s
 
 def _bearer_refused(error: _BearerRefused, event, request, ip, started) -> HttpResponse:
     status, body, headers = error()
-    event.update(reason=error.reason, status_code=status)
+    event.reason = error.reason
+    event.status_code = status
     counters = [("ip", str(ip), settings.KEYWARD_RATE_LIMIT_PER_IP)]
     verdict = _emit(event, started, ip=ip, counters=counters, auth_failed=True)
     if verdict.limited:
@@ -363,26 +360,25 @@ def revoke(request: HttpRequest) -> HttpResponse:
             raise ClientAuthenticationFailed(Reason.INVALID_CLIENT)
         authenticated = client_authenticate(credentials, ip)
         client = authenticated.client
-        event.update(client_id=client.client_id, client_known=True)
-        event["secret_id"] = authenticated.secret_id
+        event.client_id = client.client_id
+        event.client_known = True
+        event.secret_id = authenticated.secret_id
         token_value = form.get("token")
         if not token_value:
             raise InvalidRequestError("Missing token.")
         claims = jwt_verify(token_value)
         if claims is not None and claims.get("client_id") != client.client_id:
-            event["jti"] = str(claims.get("jti", ""))[:64]
+            event.jti = str(claims.get("jti", ""))[:64]
             raise InvalidGrantError("The token was issued to another client.")
     except OAuth2Error as error:
         return _finish_error(error, event, request, ip, started, form)
     exp = claims.get("exp") if claims else None
     jti = claims.get("jti") if claims else None
     revocable = isinstance(jti, str) and isinstance(exp, int) and exp > time.time()
-    event.update(
-        outcome=TokenEvent.Outcome.SUCCESS,
-        reason=Reason.OK,
-        jti=jti[:64] if revocable else "",
-        status_code=200,
-    )
+    event.outcome = Outcome.SUCCESS
+    event.reason = Reason.OK
+    event.jti = jti[:64] if revocable else ""
+    event.status_code = 200
     verdict = _emit(event, started, ip=ip, counters=_client_counters(client.client_id, ip))
     if verdict.limited:
         return _rate_limited(verdict.retry_after)

@@ -12,13 +12,13 @@ import pytest
 import requests
 from playwright.sync_api import expect
 
-from audit.ingest import token_events_ingest
 from audit.services import Actor
 from clients import services
 from clients.models import ClientSecret
 from clients.secrets import secret_hash
 from tests.conftest import make_user
 from tests.e2e.test_register_client import log_in
+from tokens.drain import token_events_drain
 
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
@@ -97,14 +97,14 @@ class TestRotateSecret:
         assert_gets_token(base, client.client_id, new_plain)
 
         # Once the new secret took over, the old one reads safe to revoke (events drained).
-        token_events_ingest()
+        token_events_drain()
         page.get_by_role("button", name="Go to the client page").click()
         old_row = page.locator(f"#secret-{old.pk}")
         expect(old_row).to_contain_text("safe to revoke")
 
         # Someone still holding the old secret uses it again: the page says so.
         assert_gets_token(base, client.client_id, old_plain)
-        token_events_ingest()
+        token_events_drain()
         page.reload()
         in_use = re.compile(r"in use — last used (just now|.* ago) from 127\.0\.0\.1")
         expect(old_row).to_contain_text(in_use)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import json
 import os
 import socket
 import subprocess
@@ -13,15 +12,18 @@ import tempfile
 import time
 from pathlib import Path
 
+import jsonschema
+import orjson
 import pytest
 import redis
 import requests
 from django.conf import settings
 from django.test import Client as HttpClient
 
-from audit.ingest import EVENT_BUFFER_KEY
+from audit.events import TokenEventRecord, token_event_json_schema
 from tokens import sink
 from tokens.client_cache import client_cache_clear
+from tokens.drain import EVENT_BUFFER_KEY
 from tokens.keys import key_ring_reset
 
 TOKEN_URL = "/token-srv/token"
@@ -47,12 +49,25 @@ def redis_client():
     return redis.Redis.from_url(settings.REDIS_URL)
 
 
+EVENT_SCHEMA = jsonschema.Draft202012Validator(
+    token_event_json_schema(), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+)
+
+
+def event_from_buffer(raw: bytes) -> TokenEventRecord:
+    """A buffer item as the token service wrote it: valid against the documented schema, and
+    exactly the record's fields (no cleaning, unlike TokenEventRecord.from_buffer)."""
+    data = orjson.loads(raw)
+    EVENT_SCHEMA.validate(data)
+    return TokenEventRecord(**data)
+
+
 @pytest.fixture
 def events(redis_client):
-    """Reads the token events pushed to the Redis buffer so far."""
+    """Reads the token events pushed to the Redis buffer so far, checking each one."""
 
-    def read() -> list[dict]:
-        return [json.loads(raw) for raw in redis_client.lrange(EVENT_BUFFER_KEY, 0, -1)]
+    def read() -> list[TokenEventRecord]:
+        return [event_from_buffer(raw) for raw in redis_client.lrange(EVENT_BUFFER_KEY, 0, -1)]
 
     redis_client.delete(EVENT_BUFFER_KEY)
     return read

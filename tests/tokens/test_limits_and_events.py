@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import orjson
 import pytest
 
+from audit.events import COLUMNS
 from audit.models import TokenEvent
 from tokens import sink
+from tokens.drain import EVENT_BUFFER_KEY
 
-from .conftest import INTROSPECT_URL, REVOKE_URL, TOKEN_URL, basic
+from .conftest import EVENT_SCHEMA, INTROSPECT_URL, REVOKE_URL, TOKEN_URL, basic
 
 
 def _token(post_form, client, secret, **extra):
@@ -19,39 +22,25 @@ def _token(post_form, client, secret, **extra):
 
 @pytest.mark.django_db
 class TestEvents:
-    def test_it_records_a_success(self, post_form, registered, events):
+    def test_it_records_a_success(self, post_form, registered, events, redis_client):
         client, secret = registered
         response = _token(post_form, client, secret, HTTP_USER_AGENT="probe/1.0")
+        [raw] = redis_client.lrange(EVENT_BUFFER_KEY, 0, -1)
+        # Every field is written, even where a default would do.
+        assert list(orjson.loads(raw)) == list(COLUMNS)
         [event] = events()
-        assert set(event) == {
-            "id",
-            "occurred_at",
-            "endpoint",
-            "client_id",
-            "client_known",
-            "secret_id",
-            "outcome",
-            "reason",
-            "source_ip",
-            "user_agent",
-            "scopes_requested",
-            "scopes_granted",
-            "jti",
-            "status_code",
-            "duration_ms",
-        }
-        assert event["endpoint"] == "token"
-        assert event["client_id"] == client.client_id
-        assert event["client_known"] is True
-        assert event["secret_id"] == client.secrets.get().pk
-        assert event["outcome"] == "success"
-        assert event["reason"] == "ok"
-        assert event["source_ip"] == "127.0.0.1"
-        assert event["user_agent"] == "probe/1.0"
-        assert event["scopes_granted"] == response.json()["scope"]
-        assert event["jti"]
-        assert event["status_code"] == 200
-        assert event["duration_ms"] > 0
+        assert event.endpoint == "token"
+        assert event.client_id == client.client_id
+        assert event.client_known is True
+        assert event.secret_id == client.secrets.get().pk
+        assert event.outcome == "success"
+        assert event.reason == "ok"
+        assert event.source_ip == "127.0.0.1"
+        assert event.user_agent == "probe/1.0"
+        assert event.scopes_granted == response.json()["scope"]
+        assert event.jti
+        assert event.status_code == 200
+        assert event.duration_ms > 0
 
     @pytest.mark.parametrize(
         ("make_request", "reason", "status"),
@@ -82,10 +71,10 @@ class TestEvents:
         response = post_form(TOKEN_URL, form, HTTP_AUTHORIZATION=basic(*spec["client"]))
         assert response.status_code == status
         [event] = events()
-        assert event["outcome"] == "failure"
-        assert event["reason"] == reason
-        assert event["status_code"] == status
-        assert event["client_id"] == spec["client"][0]
+        assert event.outcome == "failure"
+        assert event.reason == reason
+        assert event.status_code == status
+        assert event.client_id == spec["client"][0]
 
     def test_it_records_revoked_expired_disabled_and_ip_reasons(
         self, post_form, make_client, events, http
@@ -101,13 +90,13 @@ class TestEvents:
         fenced, s4 = make_client(allowed_networks=["10.0.0.0/8"])
         for client, secret in [(revoked, s1), (expired, s2), (disabled, s3), (fenced, s4)]:
             assert _token(post_form, client, secret).status_code == 401
-        assert [event["reason"] for event in events()] == [
+        assert [event.reason for event in events()] == [
             "revoked_secret",
             "expired_secret",
             "disabled_client",
             "ip_not_allowed",
         ]
-        assert all(event["secret_id"] for event in events())
+        assert all(event.secret_id for event in events())
 
     def test_it_records_introspection_and_revocation(
         self, post_form, registered, get_token, events
@@ -118,7 +107,7 @@ class TestEvents:
         post_form(INTROSPECT_URL, {"token": token}, HTTP_AUTHORIZATION=auth)
         post_form(REVOKE_URL, {"token": token}, HTTP_AUTHORIZATION=auth)
         post_form(INTROSPECT_URL, {"token": token})
-        endpoints = [(e["endpoint"], e["reason"], e["status_code"]) for e in events()]
+        endpoints = [(e.endpoint, e.reason, e.status_code) for e in events()]
         assert endpoints == [
             ("token", "ok", 200),
             ("introspect", "ok", 200),
@@ -126,11 +115,28 @@ class TestEvents:
             ("introspect", "invalid_client", 401),
         ]
 
+    def test_every_event_validates_against_the_documented_schema(
+        self, post_form, registered, get_token, events, redis_client, settings
+    ):
+        client, secret = registered
+        auth = basic(client.client_id, secret)
+        token = get_token()["access_token"]
+        _token(post_form, client, "kwsec_bad")
+        _token(post_form, client, secret, HTTP_USER_AGENT="x" * 400, REMOTE_ADDR="2001:db8::7")
+        post_form(INTROSPECT_URL, {"token": token}, HTTP_AUTHORIZATION=auth)
+        post_form(REVOKE_URL, {"token": token}, HTTP_AUTHORIZATION=auth)
+        settings.KEYWARD_RATE_LIMIT_PER_CLIENT = 0
+        assert _token(post_form, client, secret).status_code == 429
+        raw = redis_client.lrange(EVENT_BUFFER_KEY, 0, -1)
+        assert len(raw) == 6
+        for item in raw:
+            EVENT_SCHEMA.validate(orjson.loads(item))
+
     def test_it_records_a_get(self, http, events):
         http.get(TOKEN_URL)
         [event] = events()
-        assert event["status_code"] == 405
-        assert event["reason"] == "invalid_request"
+        assert event.status_code == 405
+        assert event.reason == "invalid_request"
 
 
 @pytest.mark.django_db
@@ -143,9 +149,9 @@ class TestRateLimits:
         response = _token(post_form, client, secret)
         assert 0 < int(response["Retry-After"]) <= settings.KEYWARD_RATE_LIMIT_WINDOW
         assert response.json()["error"] == "temporarily_unavailable"
-        assert events()[-1]["reason"] == "rate_limited"
-        assert events()[-1]["status_code"] == 429
-        assert events()[-1]["jti"] == ""
+        assert events()[-1].reason == "rate_limited"
+        assert events()[-1].status_code == 429
+        assert events()[-1].jti == ""
 
     def test_it_limits_per_ip(self, post_form, make_client, settings):
         settings.KEYWARD_RATE_LIMIT_PER_IP = 2

@@ -102,9 +102,9 @@ class TestTokenServiceUnderTheServer:
         client, secret = registered
         headers = {"X-Forwarded-For": "203.0.113.9", "User-Agent": "server-test"}
         _token(requests, production_server, client.client_id, secret, headers=headers)
-        [event] = [e for e in events() if e["user_agent"] == "server-test"]
-        assert event["source_ip"] == "127.0.0.1"
-        assert event["outcome"] == TokenEvent.Outcome.SUCCESS
+        [event] = [e for e in events() if e.user_agent == "server-test"]
+        assert event.source_ip == "127.0.0.1"
+        assert event.outcome == TokenEvent.Outcome.SUCCESS
 
 
 class TestRedisDownUnderTheServer:

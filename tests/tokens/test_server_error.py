@@ -38,4 +38,4 @@ class TestTokenServiceFault:
         assert response["Cache-Control"] == "no-store"
         assert response.json()["error"] == "server_error"
         recorded = events()
-        assert [(e["reason"], e["status_code"]) for e in recorded] == [("server_error", 500)]
+        assert [(e.reason, e.status_code) for e in recorded] == [("server_error", 500)]

@@ -1,12 +1,16 @@
-"""Token-event ingestion: the buffer the token service writes to and the drain into TokenEvent.
+"""The token-event drain: the Redis buffer into TokenEvent, and last use of secrets and clients.
 
-Event dicts (one per token-service request) have exactly these keys:
-id (uuid hex), occurred_at (epoch seconds, float), endpoint, client_id, client_known,
-secret_id (int or None), outcome, reason, source_ip (str or None), user_agent,
-scopes_requested, scopes_granted, jti, status_code, duration_ms.
+Why in tokens: the drain stores `TokenEvent` rows (audit) and moves `last_used_at` of
+`ClientSecret` and `Client` (clients) forward in the same transaction, so a batch counts
+towards last use exactly when its events are stored. tokens sits above both apps and
+already owns the buffer (sink.py writes it), so the drain imports both directly. The
+alternative, a hook that clients registers with a drain kept in audit, would need the
+subscriber to run inside audit's transaction and read its staging table: more moving parts
+for the one subscriber there is. audit keeps what belongs to the event table itself: the
+model and the record (audit/events.py), which validates items and turns them into rows.
 
-Production: the token service RPUSHes each event as JSON onto EVENT_BUFFER_KEY and the
-`ingest_token_events` Celery task calls `token_events_ingest`, which drains it:
+Production: the token service RPUSHes each event's `TokenEventRecord.to_buffer()` onto
+EVENT_BUFFER_KEY, and the `drain_token_events` Celery task calls `token_events_drain`:
 
 1. Take the drain lock (one drain at a time; a TTL frees it when a worker dies).
 2. Claim a batch: if the processing list still holds items from a killed run, re-read
@@ -25,28 +29,25 @@ event is lost and none is duplicated. docs/events.md describes the format and gu
 from __future__ import annotations
 
 import contextlib
-import ipaddress
-import json
 import logging
-import math
 import time
 import uuid
-from collections.abc import Iterable
 from datetime import UTC, datetime
-from functools import cache, lru_cache
+from functools import cache
 
 import psycopg
+import redis
 from django.conf import settings
 from django.db import DataError, IntegrityError, connection, transaction
 from django.db.models import Q
 
+from audit.events import COLUMNS, TokenEventRecord
+from audit.models import TokenEvent
 from clients.models import Client, ClientSecret
-
-from .models import TokenEvent
 
 logger = logging.getLogger(__name__)
 
-# Redis list the token service RPUSHes JSON-encoded events onto (production mode).
+# Redis list the token service RPUSHes encoded events onto (production mode).
 EVENT_BUFFER_KEY = "keyward:token-events"
 # The batch being written; non-empty only while a drain runs or after one was killed.
 EVENT_PROCESSING_KEY = EVENT_BUFFER_KEY + ":processing"
@@ -56,31 +57,10 @@ EVENT_DRAIN_LOCK_KEY = EVENT_BUFFER_KEY + ":drain-lock"
 # delays the next drain.
 DRAIN_LOCK_SECONDS = 10
 
-# TokenEvent columns in table order; rows below are tuples in this order.
-COLUMNS = (
-    "id",
-    "occurred_at",
-    "endpoint",
-    "client_id",
-    "client_known",
-    "secret_id",
-    "outcome",
-    "reason",
-    "source_ip",
-    "user_agent",
-    "scopes_requested",
-    "scopes_granted",
-    "jti",
-    "status_code",
-    "duration_ms",
-)
 # Errors a bad row causes, as opposed to an unavailable database (OperationalError), which
 # must leave the batch for the next run. COPY is psycopg's own API, so its errors arrive
 # unwrapped; encoding errors are ValueErrors.
 _ROW_ERRORS = (DataError, IntegrityError, psycopg.DataError, psycopg.IntegrityError, ValueError)
-_ENDPOINTS = frozenset(TokenEvent.Endpoint.values)
-_OUTCOMES = frozenset(TokenEvent.Outcome.values)
-_BIGINT_MAX = 2**63 - 1
 
 # Moves up to ARGV[1] items from the head of KEYS[1] to the tail of KEYS[2] atomically and
 # returns them. RPUSH in chunks: Lua's unpack() is limited to a few thousand values.
@@ -95,115 +75,34 @@ return items
 """
 
 
-def _text(value, limit: int) -> str:
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise TypeError(f"expected a string, got {type(value).__name__}")
-    # PostgreSQL text cannot hold NUL, nor UTF-8 lone surrogates (valid in JSON "\ud800");
-    # truncation matches the column lengths.
-    value = value.replace("\x00", "")[:limit]
-    if not value.isascii():
-        value = value.encode("utf-8", "replace").decode("utf-8")
-    return value
-
-
-def _choice(value, allowed: Iterable[str] | None, limit: int) -> str:
-    if not isinstance(value, str) or not value or len(value) > limit or not value.isascii():
-        raise ValueError(f"bad value {value!r}")
-    if allowed is not None and value not in allowed:
-        raise ValueError(f"unknown value {value!r}")
-    return value
-
-
-@lru_cache(maxsize=4096)
-def _ip_text(value: str) -> str:
-    # Cached: parsing was a fifth of the drain's time, and a buffer repeats few addresses.
-    return str(ipaddress.ip_address(value))
-
-
-def token_event_row(event: dict) -> tuple:
-    """The event as a TokenEvent row tuple (COLUMNS order), validated so the database
-    cannot refuse it. Raises KeyError, TypeError or ValueError for a malformed event."""
-    occurred_at = event["occurred_at"]
-    if isinstance(occurred_at, bool) or not isinstance(occurred_at, int | float):
-        raise TypeError("occurred_at must be epoch seconds")
-    secret_id = event.get("secret_id")
-    if secret_id is not None and (
-        isinstance(secret_id, bool)
-        or not isinstance(secret_id, int)
-        or abs(secret_id) > _BIGINT_MAX
-    ):
-        raise ValueError(f"bad secret_id {secret_id!r}")
-    source_ip = event.get("source_ip") or None
-    if source_ip is not None:
-        source_ip = _ip_text(source_ip)
-    status_code = event["status_code"]
-    if isinstance(status_code, bool) or not isinstance(status_code, int):
-        raise TypeError("status_code must be an integer")
-    if not 0 <= status_code <= 32767:
-        raise ValueError(f"bad status_code {status_code!r}")
-    duration_ms = float(event.get("duration_ms") or 0)
-    if not math.isfinite(duration_ms):
-        raise ValueError("duration_ms must be finite")
-    return (
-        uuid.UUID(event["id"]),
-        datetime.fromtimestamp(occurred_at, tz=UTC),
-        _choice(event["endpoint"], _ENDPOINTS, 16),
-        _text(event.get("client_id"), 200),
-        bool(event.get("client_known")),
-        secret_id,
-        _choice(event["outcome"], _OUTCOMES, 8),
-        # Reason codes may grow with the token service; the column only bounds the length.
-        _choice(event["reason"], None, 32),
-        source_ip,
-        _text(event.get("user_agent"), 300),
-        _text(event.get("scopes_requested"), 1000),
-        _text(event.get("scopes_granted"), 1000),
-        _text(event.get("jti"), 64),
-        status_code,
-        duration_ms,
-    )
-
-
-def _event_model(row: tuple) -> TokenEvent:
-    return TokenEvent(**dict(zip(COLUMNS, row, strict=True)))
-
-
-def token_event_from_dict(event: dict) -> TokenEvent:
-    return _event_model(token_event_row(event))
-
-
-def token_events_write(events: list[dict]) -> None:
+def token_events_write(events: list[TokenEventRecord]) -> None:
     """Write events straight to the table: the embedded-mode sink and the Redis-down fallback.
 
-    Also moves last_used forward, since in embedded mode no drain runs.
+    Validated like buffer items. Also moves last_used forward, since in embedded mode no
+    drain runs.
     """
-    rows = [token_event_row(event) for event in events]
+    records = [TokenEventRecord.from_dict(vars(event)) for event in events]
     with transaction.atomic():
         TokenEvent.objects.bulk_create(
-            [_event_model(row) for row in rows],
-            ignore_conflicts=True,
+            [record.as_model() for record in records], ignore_conflicts=True
         )
-        _last_used_update_orm(rows)
+        _last_used_update_orm(records)
 
 
 # --- The drain ------------------------------------------------------------------------
 
 
 @cache
-def _redis(url: str):
-    import redis
-
+def _redis(url: str) -> redis.Redis:
     return redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=3)
 
 
-def event_buffer_redis():
+def event_buffer_redis() -> redis.Redis:
     """The Redis client the drain uses (one connection pool per process)."""
     return _redis(settings.REDIS_URL)
 
 
-def token_events_ingest(*, batch_size: int = 5000, max_batches: int = 40) -> int:
+def token_events_drain(*, batch_size: int = 5000, max_batches: int = 40) -> int:
     """Drain the Redis event buffer into TokenEvent; returns how many rows were inserted.
 
     A no-op in embedded mode (no Redis), where events are written directly. Must run
@@ -211,8 +110,6 @@ def token_events_ingest(*, batch_size: int = 5000, max_batches: int = 40) -> int
     """
     if not settings.USE_REDIS:
         return 0
-    import redis
-
     client = event_buffer_redis()
     lock = client.lock(EVENT_DRAIN_LOCK_KEY, timeout=DRAIN_LOCK_SECONDS, blocking=False)
     try:
@@ -231,7 +128,7 @@ def token_events_ingest(*, batch_size: int = 5000, max_batches: int = 40) -> int
                 break
             if recovered:
                 logger.warning(
-                    "token events: re-ingesting %d items of an unfinished batch", len(items)
+                    "token events: re-writing %d items of an unfinished batch", len(items)
                 )
             try:
                 batch_inserted, batch_skipped = _batch_write(items)
@@ -274,26 +171,26 @@ def _batch_claim(client, batch_size: int) -> tuple[list[bytes], bool]:
     leftover = client.lrange(EVENT_PROCESSING_KEY, 0, -1)
     if leftover:
         return leftover, True
-    items = client.eval(_MOVE_BATCH_LUA, 2, EVENT_BUFFER_KEY, EVENT_PROCESSING_KEY, batch_size)
+    # EVALSHA; a Script object is cheap (a SHA-1 of the source) and reloads the script
+    # into a Redis that lost it.
+    move_batch = client.register_script(_MOVE_BATCH_LUA)
+    items = move_batch(keys=[EVENT_BUFFER_KEY, EVENT_PROCESSING_KEY], args=[batch_size])
     return items, False
 
 
-def _rows_parse(items: list[bytes]) -> tuple[list[tuple], int]:
-    """Valid rows, unique by id, and the number of malformed items (logged, dropped)."""
-    rows: dict[uuid.UUID, tuple] = {}
+def _records_parse(items: list[bytes]) -> tuple[list[TokenEventRecord], int]:
+    """Valid records, unique by id, and the number of malformed items (logged, dropped)."""
+    records: dict[str, TokenEventRecord] = {}
     skipped = 0
     for item in items:
         try:
-            event = json.loads(item)
-            if not isinstance(event, dict):
-                raise TypeError("not a JSON object")
-            row = token_event_row(event)
-        except (ValueError, KeyError, TypeError, OverflowError, OSError) as exc:
+            record = TokenEventRecord.from_buffer(item)
+        except (ValueError, KeyError, TypeError) as exc:
             skipped += 1
             logger.error("token events: skipping malformed item %.200r (%s)", item, exc)
             continue
-        rows.setdefault(row[0], row)
-    return list(rows.values()), skipped
+        records.setdefault(record.id, record)
+    return list(records.values()), skipped
 
 
 def _batch_write_item_by_item(items: list[bytes]) -> tuple[int, int]:
@@ -311,17 +208,17 @@ def _batch_write_item_by_item(items: list[bytes]) -> tuple[int, int]:
 
 def _batch_write(items: list[bytes]) -> tuple[int, int]:
     """Insert one batch and update last_used in one transaction; (inserted, malformed)."""
-    rows, skipped = _rows_parse(items)
-    if not rows:
+    records, skipped = _records_parse(items)
+    if not records:
         return 0, skipped
     # durable: refuses to run nested, where "committed" would not mean committed.
     with transaction.atomic(durable=True):
         if connection.vendor == "postgresql":
-            inserted = _rows_copy(rows)
+            inserted = _records_copy(records)
             _last_used_update_sql()
         else:
-            inserted = _rows_bulk_create(rows)
-            _last_used_update_orm(rows)
+            inserted = _records_bulk_create(records)
+            _last_used_update_orm(records)
     return inserted, skipped
 
 
@@ -329,7 +226,7 @@ _STAGE_TABLE = "keyward_token_event_batch"
 _COLUMN_LIST = ", ".join(COLUMNS)
 
 
-def _rows_copy(rows: list[tuple]) -> int:
+def _records_copy(records: list[TokenEventRecord]) -> int:
     """PostgreSQL: COPY into a temporary table, then insert what is not there yet."""
     table = TokenEvent._meta.db_table
     with connection.cursor() as cursor:
@@ -337,8 +234,8 @@ def _rows_copy(rows: list[tuple]) -> int:
             f"CREATE TEMPORARY TABLE {_STAGE_TABLE} (LIKE {table}) ON COMMIT DROP"  # noqa: S608
         )
         with cursor.copy(f"COPY {_STAGE_TABLE} ({_COLUMN_LIST}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
+            for record in records:
+                copy.write_row(record.as_row())
         cursor.execute(
             f"INSERT INTO {table} ({_COLUMN_LIST}) "  # noqa: S608
             f"SELECT {_COLUMN_LIST} FROM {_STAGE_TABLE} ON CONFLICT (id) DO NOTHING"
@@ -351,7 +248,7 @@ def _last_used_update_sql() -> None:
 
     Secrets: any successful request the secret authenticated. Clients: successful token
     requests only (Client.last_used_at is "last successful token"). Only ever forward, so
-    re-ingesting a batch or ingesting batches out of order is harmless.
+    re-writing a batch or writing batches out of order is harmless.
     """
     secret_table = ClientSecret._meta.db_table
     client_table = Client._meta.db_table
@@ -386,39 +283,38 @@ def _last_used_update_sql() -> None:
         )
 
 
-def _rows_bulk_create(rows: list[tuple]) -> int:
+def _records_bulk_create(records: list[TokenEventRecord]) -> int:
     """Other databases (SQLite in development): bulk_create, ignoring ids already stored."""
-    ids = [row[0] for row in rows]
-    present = set(TokenEvent.objects.filter(id__in=ids).values_list("id", flat=True))
-    new = [
-        TokenEvent(**dict(zip(COLUMNS, row, strict=True))) for row in rows if row[0] not in present
-    ]
+    ids = [uuid.UUID(record.id) for record in records]
+    present = {i.hex for i in TokenEvent.objects.filter(id__in=ids).values_list("id", flat=True)}
+    new = [record.as_model() for record in records if record.id not in present]
     TokenEvent.objects.bulk_create(new, ignore_conflicts=True, batch_size=500)
     return len(new)
 
 
-def _last_used_update_orm(rows: list[tuple]) -> None:
+def _last_used_update_orm(records: list[TokenEventRecord]) -> None:
     """Same rules as _last_used_update_sql, one conditional UPDATE per distinct secret and
     client of the batch (not per event)."""
-    secrets: dict[int, tuple[datetime, str | None]] = {}
-    clients: dict[str, datetime] = {}
-    for row in rows:
-        event = dict(zip(COLUMNS, row, strict=True))
-        if event["outcome"] != TokenEvent.Outcome.SUCCESS:
+    secrets: dict[int, tuple[float, str | None]] = {}
+    clients: dict[str, float] = {}
+    for event in records:
+        if event.outcome != TokenEvent.Outcome.SUCCESS:
             continue
-        at = event["occurred_at"]
-        sid = event["secret_id"]
+        at = event.occurred_at
+        sid = event.secret_id
         if sid is not None and (sid not in secrets or secrets[sid][0] < at):
-            secrets[sid] = (at, event["source_ip"])
-        if event["endpoint"] == TokenEvent.Endpoint.TOKEN and event["client_known"]:
-            cid = event["client_id"]
+            secrets[sid] = (at, event.source_ip)
+        if event.endpoint == TokenEvent.Endpoint.TOKEN and event.client_known:
+            cid = event.client_id
             if cid not in clients or clients[cid] < at:
                 clients[cid] = at
-    for sid, (at, ip) in secrets.items():
+    for sid, (seconds, ip) in secrets.items():
+        at = datetime.fromtimestamp(seconds, tz=UTC)
         ClientSecret.objects.filter(
             Q(last_used_at__isnull=True) | Q(last_used_at__lt=at), pk=sid
         ).update(last_used_at=at, last_used_ip=ip)
-    for cid, at in clients.items():
+    for cid, seconds in clients.items():
+        at = datetime.fromtimestamp(seconds, tz=UTC)
         Client.objects.filter(
             Q(last_used_at__isnull=True) | Q(last_used_at__lt=at), client_id=cid
         ).update(last_used_at=at)

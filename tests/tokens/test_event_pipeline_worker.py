@@ -3,7 +3,6 @@ into the pytest PostgreSQL database, including a worker killed mid-batch."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -16,16 +15,16 @@ from urllib.parse import quote
 import pytest
 from django.conf import settings as django_settings
 
-from audit.ingest import (
+from audit.models import TokenEvent
+from tokens.drain import (
     DRAIN_LOCK_SECONDS,
     EVENT_BUFFER_KEY,
     EVENT_PROCESSING_KEY,
     event_buffer_redis,
 )
-from audit.models import TokenEvent
-from audit.tasks import ingest_token_events
+from tokens.tasks import drain_token_events
 
-from .test_ingest import make_event
+from .test_drain import make_event
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -68,7 +67,7 @@ class Worker:
                     "--without-gossip",
                     "--without-mingle",
                     "-n",
-                    f"ingest-test-{uuid.uuid4().hex[:8]}@%h",
+                    f"drain-test-{uuid.uuid4().hex[:8]}@%h",
                 ],
                 cwd=PROJECT_DIR,
                 env=env,
@@ -121,8 +120,8 @@ def start_worker(buffer, tmp_path):
 def push_events(redis, count: int) -> set[uuid.UUID]:
     events = [make_event() for _ in range(count)]
     for start in range(0, count, 10_000):
-        redis.rpush(EVENT_BUFFER_KEY, *[json.dumps(e) for e in events[start : start + 10_000]])
-    return {uuid.UUID(event["id"]) for event in events}
+        redis.rpush(EVENT_BUFFER_KEY, *[e.to_buffer() for e in events[start : start + 10_000]])
+    return {uuid.UUID(event.id) for event in events}
 
 
 def wait_for_rows(expected: int, timeout: float, nudge_every: float | None = None) -> float:
@@ -134,7 +133,7 @@ def wait_for_rows(expected: int, timeout: float, nudge_every: float | None = Non
         if now - started > timeout:
             pytest.fail(f"{TokenEvent.objects.count()} of {expected} rows after {timeout} s")
         if nudge_every and now - last_nudge > nudge_every:
-            ingest_token_events.delay()
+            drain_token_events.delay()
             last_nudge = now
         time.sleep(0.05)
     return time.monotonic() - started
@@ -144,7 +143,7 @@ class TestEventPipelineWorker:
     def test_it_moves_5000_events_into_the_table_within_10_seconds(self, buffer, start_worker):
         start_worker()
         ids = push_events(buffer, 5_000)
-        ingest_token_events.delay()
+        drain_token_events.delay()
         elapsed = wait_for_rows(5_000, timeout=10)
         assert set(TokenEvent.objects.values_list("id", flat=True)) == ids
         assert buffer.llen(EVENT_BUFFER_KEY) == 0
@@ -159,13 +158,13 @@ class TestEventPipelineWorker:
         # interesting state was missed, so a fresh worker carries on and is killed again.
         for _attempt in range(5):
             worker = start_worker()
-            ingest_token_events.delay()
+            drain_token_events.delay()
             deadline = time.monotonic() + DRAIN_LOCK_SECONDS + 30
             last_nudge = time.monotonic()
             while not (TokenEvent.objects.exists() and buffer.llen(EVENT_PROCESSING_KEY)):
                 assert time.monotonic() < deadline, worker.log()
                 if time.monotonic() - last_nudge > 1:  # a killed run's lock may still hold
-                    ingest_token_events.delay()
+                    drain_token_events.delay()
                     last_nudge = time.monotonic()
                 time.sleep(0.005)
             worker.kill()
@@ -179,7 +178,7 @@ class TestEventPipelineWorker:
         start_worker()
         # The dead worker's drain lock expires after DRAIN_LOCK_SECONDS; until then runs
         # return at once, so keep sending the task as beat would.
-        ingest_token_events.delay()
+        drain_token_events.delay()
         wait_for_rows(len(ids), timeout=DRAIN_LOCK_SECONDS + 30, nudge_every=1)
         assert TokenEvent.objects.count() == len(ids)
         assert set(TokenEvent.objects.values_list("id", flat=True)) == ids
