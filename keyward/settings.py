@@ -256,7 +256,7 @@ KEYWARD_RATE_LIMIT_INTROSPECT_PER_CALLER = int(
 KEYWARD_RATE_LIMIT_INTROSPECT_INACTIVE_PER_CALLER = int(
     os.environ.get("KEYWARD_RATE_LIMIT_INTROSPECT_INACTIVE_PER_CALLER", "300")
 )
-# Token service (tokens engineer): the three endpoints skip session/auth/CSRF middleware,
+# Token service: the three endpoints skip session/auth/CSRF middleware,
 # right after SecurityMiddleware; see tokens/middleware.py for why.
 MIDDLEWARE.insert(
     MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,

@@ -259,6 +259,16 @@ class TestManualRotationLeadTime:
         assert rotation.forced
         assert AdminAction.objects.get(action="signing_key.rotate").after["forced"] is True
 
+    def test_the_command_publishes_a_next_key_without_rotating(self, clock, capsys):
+        key_ring()
+        call_command("rotate_signing_key", "--publish-next", "--algorithm", "ES256")
+        upcoming = SigningKey.objects.get(status=SigningKey.Status.NEXT)
+        assert f"next: {upcoming.kid} (ES256), may sign from" in capsys.readouterr().out
+        assert rotations() == 0
+        clock.shift(LEAD)
+        call_command("rotate_signing_key")  # the lead time has passed: no --force needed
+        assert "(forced)" not in capsys.readouterr().out
+
     def test_a_rotation_after_the_lead_time_is_not_forced(self, clock):
         key_ring()
         signing_key_publish_next(actor=Actor.cli(), algorithm="ES256")
