@@ -14,7 +14,6 @@ import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 from django.conf import settings as django_settings
@@ -26,6 +25,7 @@ from clients.models import Client, ClientSecret
 from keyward.celery import app as celery_app
 from security.models import NotificationLog, SecretFinding
 from security.tasks import scan_stale_secrets
+from tests.processes import child_database_url
 
 from .conftest import OWNER, SECURITY
 
@@ -35,16 +35,6 @@ from .conftest import OWNER, SECURITY
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 PROJECT_DIR = Path(django_settings.BASE_DIR)
-
-
-def database_url() -> str:
-    """The test database pytest-django created, as a URL for the worker process."""
-    db = django_settings.DATABASES["default"]
-    credentials = quote(db["USER"] or "")
-    if db.get("PASSWORD"):
-        credentials += ":" + quote(db["PASSWORD"])
-    host, port = db.get("HOST") or "127.0.0.1", db.get("PORT") or 5432
-    return f"postgres://{credentials}@{host}:{port}/{db['NAME']}"
 
 
 def wait_for(condition, timeout: float = 30, what: str = "", log: Path | None = None):
@@ -67,7 +57,7 @@ def worker(tmp_path, settings):
     mail_dir.mkdir()
     log_path = tmp_path / "worker.log"
     env = os.environ | {
-        "DATABASE_URL": database_url(),
+        "DATABASE_URL": child_database_url(),
         "REDIS_URL": settings.REDIS_URL,
         "DJANGO_SETTINGS_MODULE": "keyward.settings",
         "CELERY_TASK_ALWAYS_EAGER": "",

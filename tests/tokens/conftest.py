@@ -21,6 +21,7 @@ from django.conf import settings
 from django.test import Client as HttpClient
 
 from audit.events import TokenEventRecord, token_event_json_schema
+from tests.processes import child_database_url
 from tokens import sink
 from tokens.client_cache import client_cache_clear
 from tokens.drain import EVENT_BUFFER_KEY
@@ -139,10 +140,8 @@ def serving(**env_overrides):
     """The web process as deployed: bin/serve (granian, 2 workers) on the test database and
     the test Redis unless overridden. Yields its base URL."""
     port = _free_port()
-    db = settings.DATABASES["default"]
     env = os.environ | {
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:"
-        f"{db['PORT'] or 5432}/{db['NAME']}",
+        "DATABASE_URL": child_database_url(),
         "REDIS_URL": settings.REDIS_URL,
         "LOG_LEVEL": "WARNING",
         "PYTHON": sys.executable,

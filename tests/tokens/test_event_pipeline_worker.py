@@ -10,12 +10,12 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 from django.conf import settings as django_settings
 
 from audit.models import TokenEvent
+from tests.processes import child_database_url
 from tokens.drain import (
     DRAIN_LOCK_SECONDS,
     EVENT_BUFFER_KEY,
@@ -31,24 +31,13 @@ pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 PROJECT_DIR = Path(django_settings.BASE_DIR)
 
 
-def database_url() -> str:
-    """The URL of the test database pytest-django created, for the worker process."""
-    db = django_settings.DATABASES["default"]
-    credentials = quote(db["USER"] or "")
-    if db.get("PASSWORD"):
-        credentials += ":" + quote(db["PASSWORD"])
-    host = db.get("HOST") or "127.0.0.1"
-    port = db.get("PORT") or 5432
-    return f"postgres://{credentials}@{host}:{port}/{db['NAME']}"
-
-
 class Worker:
     """A `celery worker` subprocess in its own process group, logging to a file."""
 
     def __init__(self, log_dir: Path):
         self.log_path = log_dir / f"worker-{uuid.uuid4().hex[:8]}.log"
         env = os.environ | {
-            "DATABASE_URL": database_url(),
+            "DATABASE_URL": child_database_url(),
             "REDIS_URL": django_settings.REDIS_URL,
             "DJANGO_SETTINGS_MODULE": "keyward.settings",
             "CELERY_TASK_ALWAYS_EAGER": "",
