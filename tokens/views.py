@@ -19,7 +19,7 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from audit.events import TokenEventRecord
+from audit.events import TokenEventRecord, client_id_redacted
 from audit.models import TokenEvent
 from audit.services import Actor
 from base.http import client_ip
@@ -120,6 +120,8 @@ def _finish_error(
         if not event.client_id:
             event.client_id = _presented_client_id(request, form)
         event.reason = REASON_BY_ERROR.get(error.error, Reason.INVALID_REQUEST)
+    # Before authentication the client_id is whatever was presented: never log a secret.
+    event.client_id = client_id_redacted(event.client_id)
     event.status_code = status
     counters = [("ip", str(ip), settings.KEYWARD_RATE_LIMIT_PER_IP)]
     verdict = _emit(event, started, ip=ip, counters=counters, auth_failed=auth_failed)
