@@ -36,6 +36,7 @@ from .protocol import (
     credentials_extract,
     form_parse,
 )
+from .resource import DEFAULT_LEEWAY_SECONDS, premature
 from .server import access_token_response, new_jti, token_request_validate
 from .sink import denylist_contains, emit
 
@@ -230,8 +231,13 @@ def _token_claims_if_valid(token: str) -> dict | None:
     claims = jwt_verify(token)
     if claims is None or claims.get("iss") != settings.KEYWARD_ISSUER:
         return None
+    now = time.time()
     exp = claims.get("exp")
-    if not isinstance(exp, int | float) or isinstance(exp, bool) or exp <= time.time():
+    if not isinstance(exp, int | float) or isinstance(exp, bool) or exp <= now:
+        return None
+    # A token from the future (nbf, iat) is refused as the resource-server kit refuses it:
+    # the kit's default leeway for clock skew, no more.
+    if premature(claims, now=now, leeway=DEFAULT_LEEWAY_SECONDS):
         return None
     client_id = claims.get("client_id")
     if not isinstance(client_id, str) or not isinstance(claims.get("jti"), str):
