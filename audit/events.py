@@ -33,11 +33,16 @@ from typing import Any, get_type_hints
 
 import orjson
 
+from base.secrets import SECRET_PREFIX
+
 from .models import TokenEvent
 
 Endpoint = TokenEvent.Endpoint
 Outcome = TokenEvent.Outcome
 Reason = TokenEvent.Reason
+
+# What a client_id that holds a client secret is stored as (see `client_id_redacted`).
+REDACTED_CLIENT_ID = f"{SECRET_PREFIX}…redacted"
 
 _UUID_PATTERN = "^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"
 # 0001-01-01 to 9999-12-31 would be the datetime range; events are not older than 1970.
@@ -73,7 +78,8 @@ class TokenEventRecord:
     )
     endpoint: str = _field("The endpoint called.", enum=list(Endpoint.values))
     client_id: str = _field(
-        "The client_id as presented: may name no registered client, or be garbage.",
+        "The client_id as presented: may name no registered client, or be garbage. A value "
+        f"holding a client secret (prefix {SECRET_PREFIX}) is stored as {REDACTED_CLIENT_ID}.",
         default="",
         maxLength=_max_length("client_id"),
     )
@@ -163,7 +169,7 @@ class TokenEventRecord:
             id=_uuid_hex(data["id"]),
             occurred_at=_epoch_seconds(data["occurred_at"]),
             endpoint=_choice(data["endpoint"], _ENDPOINTS),
-            client_id=_text(data.get("client_id"), _LIMITS["client_id"]),
+            client_id=client_id_redacted(_text(data.get("client_id"), _LIMITS["client_id"])),
             client_known=bool(data.get("client_known")),
             secret_id=_bigint_or_none(data.get("secret_id")),
             outcome=_choice(data["outcome"], _OUTCOMES),
@@ -230,6 +236,18 @@ _OUTCOMES = frozenset(Outcome.values)
 
 
 # --- Validation (from_dict) ----------------------------------------------------------
+
+
+def client_id_redacted(value: str) -> str:
+    """`value`, unless it holds a Keyward client secret: then REDACTED_CLIENT_ID.
+
+    A client_id is logged as presented, and callers do paste their secret into it (swapped
+    curl -u arguments, one variable for the other). The event log is read by more people
+    than may see secrets, so anything with the secrets' fixed prefix, anywhere in the value
+    ("id:kwsec_..." too), is replaced whole. Client ids we issue are alphanumeric, so no
+    registered client is ever redacted.
+    """
+    return REDACTED_CLIENT_ID if SECRET_PREFIX in value else value
 
 
 def _uuid_hex(value: Any) -> str:

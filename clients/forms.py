@@ -5,9 +5,10 @@ from __future__ import annotations
 import ipaddress
 
 from django import forms
-from django.core.validators import RegexValidator
 
-from .models import SCOPE_NAME_MAX_LENGTH, SCOPE_NAME_RE, Client, Scope
+from base.text import validate_multi_line, validate_single_line
+
+from .models import SCOPE_NAME_MAX_LENGTH, Client, Scope, validate_scope_name
 
 
 class LinesField(forms.Field):
@@ -94,9 +95,12 @@ class ScopeChoiceField(forms.ModelMultipleChoiceField):
 class ClientForm(forms.Form):
     """The editable fields of a client (see services.CLIENT_EDITABLE_FIELDS)."""
 
-    name = forms.CharField(max_length=100)
+    name = forms.CharField(max_length=100, validators=[validate_single_line])
     description = forms.CharField(
-        required=False, widget=forms.Textarea(attrs={"rows": 2}), max_length=2000
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        max_length=2000,
+        validators=[validate_multi_line],
     )
     owner_email = forms.EmailField(
         required=False, help_text="Who gets told about this client (optional)."
@@ -195,7 +199,10 @@ class ScopeGrantForm(forms.Form):
         queryset=Scope.objects.none(), to_field_name="name", empty_label="Choose a scope…"
     )
     reason = forms.CharField(
-        required=False, max_length=300, widget=forms.TextInput(attrs={"placeholder": "Reason"})
+        required=False,
+        max_length=300,
+        validators=[validate_single_line],
+        widget=forms.TextInput(attrs={"placeholder": "Reason"}),
     )
 
     def __init__(self, *args, client: Client, **kwargs):
@@ -227,8 +234,8 @@ class ClientDeleteForm(forms.Form):
 
 
 class ScopeEditForm(forms.Form):
-    description = forms.CharField(required=False, max_length=300)
-    owning_team = forms.CharField(required=False, max_length=100)
+    description = forms.CharField(required=False, max_length=300, validators=[validate_single_line])
+    owning_team = forms.CharField(required=False, max_length=100, validators=[validate_single_line])
     sensitive = forms.BooleanField(
         required=False, help_text="Grants of sensitive scopes deserve a second look."
     )
@@ -241,13 +248,7 @@ class ScopeEditForm(forms.Form):
 class ScopeCreateForm(ScopeEditForm):
     name = forms.CharField(
         max_length=SCOPE_NAME_MAX_LENGTH,
-        validators=[
-            RegexValidator(
-                SCOPE_NAME_RE,
-                "Use lower-case letters, digits, '-', '_' and ':' or '.' separators, "
-                "e.g. orders:read.",
-            )
-        ],
+        validators=[validate_scope_name],
         help_text="For example orders:read. It cannot be changed later.",
     )
 

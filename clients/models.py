@@ -12,7 +12,12 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 from django.utils import timezone
 
-SCOPE_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]*(?:[:.][a-z0-9_*-]+)*$")
+from base.text import validate_multi_line, validate_single_line
+
+# Without anchors (the URL converter reuses it); SCOPE_NAME_RE matches the whole string:
+# `\Z`, not `$`, which also matches before a final newline ("x:y\n" is not a scope name).
+SCOPE_NAME_PATTERN = r"[a-z][a-z0-9_-]*(?:[:.][a-z0-9_*-]+)*"
+SCOPE_NAME_RE = re.compile(rf"\A{SCOPE_NAME_PATTERN}\Z")
 SCOPE_NAME_MAX_LENGTH = 100
 
 
@@ -37,6 +42,26 @@ def validate_networks(value: list) -> None:
             ipaddress.ip_network(str(entry), strict=False)
         except ValueError as exc:
             raise ValidationError(f"{entry!r} is not a valid network (e.g. 10.0.0.0/8).") from exc
+
+
+validate_scope_name = RegexValidator(
+    SCOPE_NAME_RE,
+    "Use lower-case letters, digits, '-', '_' and ':' or '.' separators, e.g. orders:read.",
+)
+
+AUDIENCE_MAX_LENGTH = 200
+
+
+def validate_audiences(value: list) -> None:
+    """Each `aud` value is one printable token: no spaces, no control characters."""
+    if not isinstance(value, list) or not all(isinstance(entry, str) for entry in value):
+        raise ValidationError("Audiences must be a list of strings.")
+    bad = [entry for entry in value if not entry or not entry.isprintable() or " " in entry]
+    if bad:
+        shown = ", ".join(repr(entry) for entry in bad[:3])
+        raise ValidationError(f"Audiences cannot be empty or hold spaces or controls: {shown}")
+    if any(len(entry) > AUDIENCE_MAX_LENGTH for entry in value):
+        raise ValidationError(f"An audience can be at most {AUDIENCE_MAX_LENGTH} characters long.")
 
 
 class ClientQuerySet(models.QuerySet):
@@ -66,8 +91,8 @@ class Client(models.Model):
         editable=False,
         help_text="Public identifier (RFC 6749 §2.2).",
     )
-    name = models.CharField(max_length=100)
-    description = models.TextField(blank=True)
+    name = models.CharField(max_length=100, validators=[validate_single_line])
+    description = models.TextField(blank=True, validators=[validate_multi_line])
     owner_email = models.EmailField(blank=True, help_text="Who gets told about this client.")
     environment = models.CharField(
         max_length=16, choices=Environment.choices, default=Environment.DEVELOPMENT
@@ -87,6 +112,7 @@ class Client(models.Model):
     audiences = models.JSONField(
         default=list,
         blank=True,
+        validators=[validate_audiences],
         help_text="`aud` of its access tokens (RFC 9068 §3); empty means the deployment default.",
     )
     can_introspect = models.BooleanField(
@@ -178,16 +204,10 @@ class Scope(models.Model):
     name = models.CharField(
         max_length=SCOPE_NAME_MAX_LENGTH,
         unique=True,
-        validators=[
-            RegexValidator(
-                SCOPE_NAME_RE,
-                "Use lower-case letters, digits, '-', '_' and ':' or '.' separators, "
-                "e.g. orders:read.",
-            )
-        ],
+        validators=[validate_scope_name],
     )
-    description = models.CharField(max_length=300, blank=True)
-    owning_team = models.CharField(max_length=100, blank=True)
+    description = models.CharField(max_length=300, blank=True, validators=[validate_single_line])
+    owning_team = models.CharField(max_length=100, blank=True, validators=[validate_single_line])
     sensitive = models.BooleanField(
         default=False, help_text="Grants of sensitive scopes deserve a second look."
     )
@@ -217,7 +237,7 @@ class ScopeGrant(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     granted_at = models.DateTimeField(auto_now_add=True)
-    reason = models.CharField(max_length=300, blank=True)
+    reason = models.CharField(max_length=300, blank=True, validators=[validate_single_line])
 
     class Meta:
         ordering = ["scope__name"]

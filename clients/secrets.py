@@ -14,8 +14,9 @@ from functools import lru_cache
 
 from django.conf import settings
 
-# Fixed prefix so secret scanners (GitHub, gitleaks, trufflehog) can match leaked secrets.
-SECRET_PREFIX = "kwsec_"  # noqa: S105 - a public prefix, not a secret
+from base.secrets import SECRET_PREFIX
+
+__all__ = ["SECRET_PREFIX", "secret_generate", "secret_hash", "secret_hint"]
 
 
 @lru_cache(maxsize=1)

@@ -256,11 +256,16 @@ def scope_delete(*, actor: Actor, scope: Scope) -> None:
 
 
 def scope_grant(*, actor: Actor, client: Client, scope: Scope, reason: str = "") -> ScopeGrant:
+    # The reason is checked like every other field (length included): cutting it would
+    # store one text while the audit row records another.
+    ScopeGrant(client=client, scope=scope, reason=reason).full_clean(
+        exclude=["client", "scope", "granted_by"], validate_unique=False, validate_constraints=False
+    )
     with transaction.atomic():
         grant, created = ScopeGrant.objects.get_or_create(
             client=client,
             scope=scope,
-            defaults={"granted_by": _user_or_none(actor), "reason": reason[:300]},
+            defaults={"granted_by": _user_or_none(actor), "reason": reason},
         )
         if created:
             admin_action_record(

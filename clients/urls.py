@@ -3,13 +3,13 @@ from __future__ import annotations
 from django.urls import path, register_converter
 
 from . import views
-from .models import SCOPE_NAME_RE
+from .models import SCOPE_NAME_PATTERN
 
 
 class ScopeNameConverter:
     """Only well-formed scope names reach the views (a NUL byte would reach PostgreSQL)."""
 
-    regex = SCOPE_NAME_RE.pattern.removeprefix("^").removesuffix("$")
+    regex = SCOPE_NAME_PATTERN
 
     def to_python(self, value: str) -> str:
         return value

@@ -32,6 +32,7 @@ from joserfc.errors import JoseError, SecurityWarning
 from joserfc.jwk import ECKey, Key, OKPKey, RSAKey
 
 from .models import NEXT_KEY_PUBLISH_LEAD, SigningKey
+from .resource import is_access_token_type
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,6 @@ ALGORITHMS = tuple(SigningKey.Algorithm.values)
 KEY_RECHECK_SECONDS = 5.0
 # Longest token we try to verify; anything longer is garbage.
 MAX_TOKEN_LENGTH = 8192
-ACCESS_TOKEN_TYPES = ("at+jwt", "application/at+jwt")  # RFC 9068 §4
 KEY_TYPES = {"RS256": RSAKey, "ES256": ECKey, "EdDSA": OKPKey}
 
 # We sign with "EdDSA" (RFC 8037's name, the one every verifier knows); joserfc warns on
@@ -288,7 +288,8 @@ def _jwt_verify_signature(token: str) -> tuple[str, dict] | None:
     """(kid, claims) when the signature checks out.
 
     1. joserfc splits the token and decodes the header (and the size limits apply).
-    2. typ must be at+jwt; kid must name one of our published keys.
+    2. typ must be at+jwt (any case, as the resource-server kit accepts it); kid must name
+       one of our published keys.
     3. joserfc verifies with that key and the key's registry, which admits the key's own
        algorithm only: "none", HMAC keyed with a public key, or any other alg is refused.
     """
@@ -297,7 +298,7 @@ def _jwt_verify_signature(token: str) -> tuple[str, dict] | None:
     try:
         signed = jws.extract_compact(token.encode())
         header = signed.headers()
-        if not isinstance(header, dict) or header.get("typ") not in ACCESS_TOKEN_TYPES:
+        if not isinstance(header, dict) or not is_access_token_type(header.get("typ")):
             return None
         kid = header.get("kid")
         key = key_ring_for_kid(kid) if isinstance(kid, str) else None

@@ -244,7 +244,7 @@ class OfflineValidator:
         header = signed.headers()
         if not isinstance(header, dict):
             raise _invalid("The access token is not a JWT.")
-        if str(header.get("typ", "")).lower() not in ACCESS_TOKEN_TYPES:
+        if not is_access_token_type(header.get("typ")):
             raise _invalid("The token is not a JWT access token (typ must be at+jwt).")
         alg = header.get("alg")
         if not isinstance(alg, str) or alg not in self.registries:
@@ -279,15 +279,34 @@ class OfflineValidator:
         audiences = [audiences] if isinstance(audiences, str) else audiences
         if not isinstance(audiences, list) or self.audience not in audiences:
             raise _invalid("The token is not meant for this audience.")
-        exp, nbf, iat = claims.get("exp"), claims.get("nbf"), claims.get("iat")
+        exp = claims.get("exp")
         if not _is_number(exp):
             raise _invalid("The token has no expiry.")
         if now >= exp + self.leeway:
             raise _invalid("The access token expired.")
-        if nbf is not None and (not _is_number(nbf) or nbf > now + self.leeway):
-            raise _invalid("The access token is not valid yet.")
-        if iat is not None and (not _is_number(iat) or iat > now + self.leeway):
-            raise _invalid("The access token was issued in the future.")
+        problem = premature(claims, now=now, leeway=self.leeway)
+        if problem:
+            raise _invalid(problem)
+
+
+def is_access_token_type(typ) -> bool:
+    """Is `typ` the header of a JWT access token (RFC 9068 §2.1)?
+
+    Case-insensitive, as media types are (RFC 7515 §4.1.9, RFC 8725 §3.11); with or without
+    the "application/" prefix. The issuer's own introspection applies the same rule.
+    """
+    return isinstance(typ, str) and typ.lower() in ACCESS_TOKEN_TYPES
+
+
+def premature(claims: dict, *, now: float, leeway: float) -> str | None:
+    """Why a token is not valid yet, or None: `nbf` or `iat` later than now + leeway, or
+    not a number. The issuer's introspection refuses the same tokens, with the same leeway."""
+    nbf, iat = claims.get("nbf"), claims.get("iat")
+    if nbf is not None and (not _is_number(nbf) or nbf > now + leeway):
+        return "The access token is not valid yet."
+    if iat is not None and (not _is_number(iat) or iat > now + leeway):
+        return "The access token was issued in the future."
+    return None
 
 
 def _is_number(value) -> bool:

@@ -19,7 +19,7 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from audit.events import TokenEventRecord
+from audit.events import TokenEventRecord, client_id_redacted
 from audit.models import TokenEvent
 from audit.services import Actor
 from base.http import client_ip
@@ -36,6 +36,7 @@ from .protocol import (
     credentials_extract,
     form_parse,
 )
+from .resource import DEFAULT_LEEWAY_SECONDS, premature
 from .server import access_token_response, new_jti, token_request_validate
 from .sink import denylist_contains, emit
 
@@ -120,6 +121,8 @@ def _finish_error(
         if not event.client_id:
             event.client_id = _presented_client_id(request, form)
         event.reason = REASON_BY_ERROR.get(error.error, Reason.INVALID_REQUEST)
+    # Before authentication the client_id is whatever was presented: never log a secret.
+    event.client_id = client_id_redacted(event.client_id)
     event.status_code = status
     counters = [("ip", str(ip), settings.KEYWARD_RATE_LIMIT_PER_IP)]
     verdict = _emit(event, started, ip=ip, counters=counters, auth_failed=auth_failed)
@@ -228,8 +231,13 @@ def _token_claims_if_valid(token: str) -> dict | None:
     claims = jwt_verify(token)
     if claims is None or claims.get("iss") != settings.KEYWARD_ISSUER:
         return None
+    now = time.time()
     exp = claims.get("exp")
-    if not isinstance(exp, int | float) or isinstance(exp, bool) or exp <= time.time():
+    if not isinstance(exp, int | float) or isinstance(exp, bool) or exp <= now:
+        return None
+    # A token from the future (nbf, iat) is refused as the resource-server kit refuses it:
+    # the kit's default leeway for clock skew, no more.
+    if premature(claims, now=now, leeway=DEFAULT_LEEWAY_SECONDS):
         return None
     client_id = claims.get("client_id")
     if not isinstance(client_id, str) or not isinstance(claims.get("jti"), str):

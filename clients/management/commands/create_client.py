@@ -5,17 +5,16 @@ from __future__ import annotations
 import json
 
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from audit.services import Actor
 from clients import services
 from clients.models import Client
 
-from ._cli import bad_input, one_line, scope_by_name
+from ._cli import KeywardCommand, bad_input, one_line, scope_by_name
 
 
-class Command(BaseCommand):
+class Command(KeywardCommand):
     help = "Register a client and print its client_id and one-time secret."
 
     def add_arguments(self, parser) -> None:

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand
 from django.db import IntegrityError
 
 from audit.services import Actor
 from clients import services
 
-from ._cli import bad_input, one_line
+from ._cli import KeywardCommand, bad_input, one_line
 
 
-class Command(BaseCommand):
+class Command(KeywardCommand):
     help = "Create a scope, e.g. orders:read."
 
     def add_arguments(self, parser) -> None:

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand
+from django.core.exceptions import ValidationError
 
 from audit.services import Actor
 from clients import services
 from clients.models import ScopeGrant
 
-from ._cli import client_by_id, scope_by_name
+from ._cli import KeywardCommand, bad_input, client_by_id, one_line, scope_by_name
 
 
-class Command(BaseCommand):
+class Command(KeywardCommand):
     help = "Grant a scope to a client."
 
     def add_arguments(self, parser) -> None:
@@ -25,7 +25,10 @@ class Command(BaseCommand):
         if ScopeGrant.objects.filter(client=client, scope=scope).exists():
             self.stdout.write(f"{client.name} already holds {scope.name}; nothing to do.")
             return
-        services.scope_grant(
-            actor=Actor.cli(), client=client, scope=scope, reason=options["reason"]
-        )
+        try:
+            services.scope_grant(
+                actor=Actor.cli(), client=client, scope=scope, reason=options["reason"]
+            )
+        except ValidationError as error:
+            raise bad_input(one_line(error)) from None
         self.stdout.write(f"Granted {scope.name} to {client.name} ({client.client_id}).")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from audit.services import Actor
+from clients.management.commands._cli import KeywardCommand
 from clients.models import Client, ClientSecret
 from clients.selectors import client_valid_secret_count
 from security import services
@@ -12,7 +13,7 @@ from security import services
 BAD_INPUT = 2
 
 
-class Command(BaseCommand):
+class Command(KeywardCommand):
     help = "Revoke one secret of a client; the token service refuses it within a second."
 
     def add_arguments(self, parser) -> None:

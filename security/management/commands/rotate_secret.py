@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from audit.services import Actor
+from clients.management.commands._cli import KeywardCommand
 from clients.models import Client
 from security import services
 from security.forms import DEFAULT_GRACE, parse_grace
@@ -15,7 +16,7 @@ from security.forms import DEFAULT_GRACE, parse_grace
 BAD_INPUT = 2
 
 
-class Command(BaseCommand):
+class Command(KeywardCommand):
     help = (
         "Rotate a client's secret: print the new secret once; the current secrets keep "
         "working for --grace (default 24h)."
