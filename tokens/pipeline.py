@@ -93,8 +93,9 @@ def pipeline_status() -> PipelineStatus:
             (
                 PipelineProblem(
                     "redis",
-                    f"Redis cannot be reached ({exc}): token events go to the database "
-                    "directly and rate limits are not enforced.",
+                    # The class only: /healthz is public, the message names hosts.
+                    f"Redis cannot be reached ({exc.__class__.__name__}): token events go "
+                    "to the database directly and rate limits are not enforced.",
                     "Check REDIS_URL and that Redis is running.",
                 ),
             )
