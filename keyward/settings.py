@@ -7,6 +7,7 @@ memory cache). With DEBUG off every production setting must be given, or start f
 from __future__ import annotations
 
 import os
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 
@@ -124,6 +125,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "base.roles.role_context",
+                "dashboard.context_processors.pipeline_problems",
             ],
         },
     }
@@ -195,7 +197,15 @@ CELERY_TASK_SOFT_TIME_LIMIT = 120
 CELERY_TASK_TIME_LIMIT = 180
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
-CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# Beat's schedule file (when each entry last ran). Development keeps it in var/ with the rest;
+# production defaults to the temp folder, which every image has and a non-root user may
+# write. keyward.celery.Scheduler creates a missing parent folder.
+CELERY_BEAT_SCHEDULE_FILENAME = os.environ.get("KEYWARD_BEAT_SCHEDULE_FILE") or str(
+    VAR_DIR / "celerybeat-schedule"
+    if DEBUG
+    else Path(tempfile.gettempdir()) / "keyward-celerybeat-schedule"
+)
+CELERY_BEAT_SCHEDULER = "keyward.celery:Scheduler"
 CELERY_BEAT_SCHEDULE: dict = {
     # Moves buffered token events from Redis into the TokenEvent table.
     "drain-token-events": {
@@ -239,6 +249,13 @@ EMAIL_FILE_PATH = os.environ.get("EMAIL_FILE_PATH", "") or str(VAR_DIR / "mail")
 # client; clients sits below security and must not import it (see clients/services.py).
 KEYWARD_NEW_SECRET_EXPIRY = "security.services.new_secret_expiry"  # noqa: S105 - a dotted path
 
+# Token-event pipeline health (tokens/pipeline.py): /healthz and the console banner report a
+# stall once the oldest waiting event, beat's last send or the last drain is this old.
+KEYWARD_PIPELINE_STALE_SECONDS = float(os.environ.get("KEYWARD_PIPELINE_STALE_SECONDS", "60"))
+# Workers send a drain themselves when none has run for this long (beat down or its message
+# lost), so events keep reaching the database without beat.
+KEYWARD_DRAIN_FALLBACK_SECONDS = float(os.environ.get("KEYWARD_DRAIN_FALLBACK_SECONDS", "10"))
+
 # Token service.
 KEYWARD_TRUSTED_PROXIES = env_list("KEYWARD_TRUSTED_PROXIES", [])
 KEYWARD_CLIENT_CACHE_SECONDS = float(os.environ.get("KEYWARD_CLIENT_CACHE_SECONDS", "0.9"))
@@ -266,7 +283,7 @@ MIDDLEWARE.insert(
 if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    SECURE_REDIRECT_EXEMPT = [r"^healthz(/web)?$"]
     SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "31536000"))
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True

@@ -4,22 +4,47 @@ from __future__ import annotations
 
 import logging
 
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from audit.services import Actor, admin_action_record
 from base.roles import user_role
+from tokens.pipeline import pipeline_status
 
 security_log = logging.getLogger("keyward.security")
 
 
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
+    """The whole service: database, and the token-event pipeline (beat, drain, buffer).
+
+    503 with the reasons in plain words when degraded. A dead beat makes this 503 while
+    tokens are still served, so load balancers should ask /healthz/web instead.
+    """
+    reasons = _database_problems() + [str(p) for p in pipeline_status().problems]
+    if reasons:
+        return JsonResponse({"status": "degraded", "reasons": reasons}, status=503)
     return JsonResponse({"status": "ok"})
+
+
+@require_GET
+def healthz_web(request: HttpRequest) -> JsonResponse:
+    """This web process and its database: whether to send it traffic."""
+    reasons = _database_problems()
+    if reasons:
+        return JsonResponse({"status": "degraded", "reasons": reasons}, status=503)
+    return JsonResponse({"status": "ok"})
+
+
+def _database_problems() -> list[str]:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except DatabaseError as exc:
+        return [f"The database cannot be reached ({exc.__class__.__name__})."]
+    return []
 
 
 def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

@@ -52,6 +52,8 @@ EVENT_BUFFER_KEY = "keyward:token-events"
 # The batch being written; non-empty only while a drain runs or after one was killed.
 EVENT_PROCESSING_KEY = EVENT_BUFFER_KEY + ":processing"
 EVENT_DRAIN_LOCK_KEY = EVENT_BUFFER_KEY + ":drain-lock"
+# Unix time the last drain run finished; tokens/pipeline.py reads it (health, worker fallback).
+DRAIN_HEARTBEAT_KEY = EVENT_BUFFER_KEY + ":drained-at"
 # Seconds the drain lock outlives a silent holder. Renewed after every batch, so it only
 # has to cover one batch (~0.1 s for 5,000 events); it is also how long a killed worker
 # delays the next drain.
@@ -150,6 +152,10 @@ def token_events_drain(*, batch_size: int = 5000, max_batches: int = 40) -> int:
         logger.warning("token events: drain lock lost, stopping; the next run continues")
     except redis.RedisError as exc:
         logger.warning("token events: Redis error, stopping; the next run continues (%s)", exc)
+    else:
+        # Only a run that got through without a Redis error counts as a heartbeat.
+        with contextlib.suppress(redis.RedisError):
+            client.set(DRAIN_HEARTBEAT_KEY, time.time())
     finally:
         # Expired or Redis gone: the TTL frees it anyway.
         with contextlib.suppress(redis.RedisError):

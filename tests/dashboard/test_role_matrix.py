@@ -17,7 +17,7 @@ from base.roles import Role, role_required
 # The only views anyone may reach without a role: logging in and out, the load balancer's
 # health check, and the token service's protocol endpoints (they authenticate clients, not
 # dashboard users).
-PUBLIC_NAMES = {"login", "logout", "healthz"}
+PUBLIC_NAMES = {"login", "logout", "healthz", "healthz_web"}
 PUBLIC_PREFIXES = ("token-srv/", ".well-known/", "api/")
 
 

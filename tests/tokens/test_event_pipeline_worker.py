@@ -17,11 +17,13 @@ from django.conf import settings as django_settings
 from audit.models import TokenEvent
 from tests.processes import child_database_url
 from tokens.drain import (
+    DRAIN_HEARTBEAT_KEY,
     DRAIN_LOCK_SECONDS,
     EVENT_BUFFER_KEY,
     EVENT_PROCESSING_KEY,
     event_buffer_redis,
 )
+from tokens.pipeline import DRAIN_FALLBACK_CLAIM_KEY
 from tokens.tasks import drain_token_events
 
 from .test_drain import make_event
@@ -34,7 +36,7 @@ PROJECT_DIR = Path(django_settings.BASE_DIR)
 class Worker:
     """A `celery worker` subprocess in its own process group, logging to a file."""
 
-    def __init__(self, log_dir: Path):
+    def __init__(self, log_dir: Path, **env_overrides: str):
         self.log_path = log_dir / f"worker-{uuid.uuid4().hex[:8]}.log"
         env = os.environ | {
             "DATABASE_URL": child_database_url(),
@@ -42,6 +44,7 @@ class Worker:
             "DJANGO_SETTINGS_MODULE": "keyward.settings",
             "CELERY_TASK_ALWAYS_EAGER": "",
         }
+        env |= env_overrides
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
                 [
@@ -88,17 +91,18 @@ def buffer(settings):
     if not settings.USE_REDIS or settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
         pytest.skip("needs REDIS_URL and PostgreSQL")
     redis = event_buffer_redis()
-    redis.delete(EVENT_BUFFER_KEY, EVENT_PROCESSING_KEY, "celery")
+    keys = (EVENT_BUFFER_KEY, EVENT_PROCESSING_KEY, DRAIN_HEARTBEAT_KEY, DRAIN_FALLBACK_CLAIM_KEY)
+    redis.delete(*keys, "celery")
     yield redis
-    redis.delete(EVENT_BUFFER_KEY, EVENT_PROCESSING_KEY)
+    redis.delete(*keys)
 
 
 @pytest.fixture
 def start_worker(buffer, tmp_path):
     workers: list[Worker] = []
 
-    def start() -> Worker:
-        workers.append(Worker(tmp_path))
+    def start(**env_overrides: str) -> Worker:
+        workers.append(Worker(tmp_path, **env_overrides))
         return workers[-1]
 
     yield start
@@ -178,3 +182,20 @@ class TestEventPipelineWorker:
             time.sleep(0.05)
         assert buffer.llen(EVENT_PROCESSING_KEY) == 0
         print(f"killed with {rows_at_kill} rows written and {in_flight} events in flight")
+
+    def test_it_drains_on_its_own_when_beat_sends_nothing(self, buffer, start_worker):
+        # No beat and no task sent by the test: only the worker's fallback can move these.
+        worker = start_worker(KEYWARD_DRAIN_FALLBACK_SECONDS="1")
+        ids = push_events(buffer, 500)
+        wait_for_rows(500, timeout=15)
+        assert set(TokenEvent.objects.values_list("id", flat=True)) == ids
+        assert buffer.llen(EVENT_BUFFER_KEY) == 0
+        assert "no drain ran lately" in worker.log()
+
+    def test_it_sends_no_fallback_drain_while_drains_run(self, buffer, start_worker):
+        buffer.set(DRAIN_HEARTBEAT_KEY, time.time() + 3600)  # a drain "just ran", for an hour
+        worker = start_worker(KEYWARD_DRAIN_FALLBACK_SECONDS="1")
+        push_events(buffer, 10)
+        time.sleep(3)
+        assert TokenEvent.objects.count() == 0
+        assert "no drain ran lately" not in worker.log()
