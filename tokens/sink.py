@@ -426,13 +426,27 @@ def _denylist_copy(connection: _Redis) -> int:
         )
     )
     _denylist_set(connection, [(jti, int((exp - now).total_seconds()) + 1) for jti, exp, _ in rows])
+    denylist_mark_complete(connection, copied_flagged=[jti for jti, _, flagged in rows if flagged])
+    return len(rows)
+
+
+def denylist_mark_complete(connection: _Redis, *, copied_flagged: list[str]) -> bool:
+    """Steps 4 and 5 of denylist_rebuild, once the rows are copied: set the marker, clear the
+    flags of the copied rows, and take the marker back if a row is still flagged (revoked
+    during the copy by a process that could not write Redis). True when the marker stays."""
     connection.client.set(DENYLIST_COMPLETE_KEY, 1)
-    copied_flagged = [jti for jti, _exp, flagged in rows if flagged]
     if copied_flagged:
         RevokedToken.objects.filter(jti__in=copied_flagged).update(missing_from_redis=False)
-    if RevokedToken.objects.filter(missing_from_redis=True, expires_at__gt=now).exists():
+    if _flagged_live_rows().exists():
         connection.client.delete(DENYLIST_COMPLETE_KEY)
-    return len(rows)
+        return False
+    return True
+
+
+def _flagged_live_rows():
+    # Expired rows are left out: the rebuild does not copy them (their tokens are refused
+    # anyway), so their flag would otherwise drop the marker until the hourly purge.
+    return RevokedToken.objects.filter(missing_from_redis=True, expires_at__gt=timezone.now())
 
 
 def denylist_verify() -> str:
@@ -444,7 +458,7 @@ def denylist_verify() -> str:
     if connection is None:
         return "no-redis"
     try:
-        if RevokedToken.objects.filter(missing_from_redis=True).exists():
+        if _flagged_live_rows().exists():
             connection.client.delete(DENYLIST_COMPLETE_KEY)
         elif connection.client.exists(DENYLIST_COMPLETE_KEY):
             return "complete"

@@ -13,7 +13,9 @@ from tokens.sink import (
     DENYLIST_PREFIX,
     DENYLIST_REBUILD_LOCK,
     denylist_contains,
+    denylist_mark_complete,
     denylist_rebuild,
+    redis_connection,
 )
 from tokens.tasks import verify_denylist
 
@@ -164,6 +166,18 @@ class TestRevokedWhileRedisDown:
         assert active(token) is False
         assert verify_denylist() == "complete"
 
+    def test_the_beat_task_drops_the_marker_even_when_it_cannot_rebuild(
+        self, complete, revoke, get_token, active, redis_down, redis_client
+    ):
+        token = get_token()["access_token"]
+        with redis_down:
+            revoke(token)
+        sink.sink_reset()
+        redis_client.set(DENYLIST_REBUILD_LOCK, "another process", ex=60)
+        assert verify_denylist() == "busy"
+        assert not redis_client.exists(DENYLIST_COMPLETE_KEY)
+        assert active(token) is False  # from the database while the other one rebuilds
+
     def test_the_bearer_path_drops_the_marker_too(
         self, complete, revoke, get_token, bearer_status, redis_down, redis_client
     ):
@@ -204,6 +218,23 @@ class TestRebuild:
         assert denylist_rebuild() is None
         assert not redis_client.exists(DENYLIST_COMPLETE_KEY)
         assert denylist_contains("live") is True  # read from the database meanwhile
+
+    def test_it_takes_the_marker_back_for_a_row_flagged_during_the_copy(
+        self, redis_client, make_revoked
+    ):
+        make_revoked("copied", minutes=5, missing_from_redis=True)
+        make_revoked("late", minutes=5, missing_from_redis=True)  # committed after the read
+        assert not denylist_mark_complete(redis_connection(), copied_flagged=["copied"])
+        assert not redis_client.exists(DENYLIST_COMPLETE_KEY)
+        flagged = RevokedToken.objects.filter(missing_from_redis=True)
+        assert list(flagged.values_list("jti", flat=True)) == ["late"]
+
+    def test_an_expired_flagged_row_does_not_keep_the_cache_untrusted(
+        self, redis_client, make_revoked
+    ):
+        make_revoked("gone", minutes=-1, missing_from_redis=True)
+        assert denylist_rebuild() == 0
+        assert verify_denylist() == "complete"
 
     def test_it_does_nothing_without_redis(self, settings):
         settings.REDIS_URL = DEAD_REDIS
