@@ -2,13 +2,20 @@
 
 Redis mode: one Lua script call (one round trip) checks the caller's failure counter,
 increments the request counters, appends the event (as answered, or as rate-limited when over
-a limit) to the event buffer and, for introspection, tells whether a jti is denylisted.
+a limit) to the event buffer and, for introspection, tells whether a jti is denylisted and
+whether Redis may be trusted to say so (the denylist's completeness marker, below).
 Everything goes through redis-py's public API: a registered script, a pipeline where several
 commands go together, hiredis to parse replies when installed (it is a dependency).
 
 Redis unavailable: limits fail open, the event is written to the database, the denylist is
 read from the RevokedToken table, and a warning is logged at most every WARN_EVERY seconds.
 For DOWN_BACKOFF seconds after a failure, requests skip Redis rather than retry it.
+
+The denylist's truth is the RevokedToken table; Redis holds a copy that is trusted only
+while DENYLIST_COMPLETE_KEY is there. It is set after a full copy (denylist_rebuild) and is
+gone after a restart without persistence or a flush; without it, checks read the database
+and the first of them rebuilds the copy. A revocation that could not reach Redis drops it
+(denylist_cache, denylist_verify).
 
 Embedded mode (no REDIS_URL): counters in Django's local cache (per process), events and
 denylist in the database.
@@ -155,7 +162,11 @@ _next_rebuild_try = 0.0
 
 
 def redis_connection() -> _Redis | None:
-    """The Redis connection, or None in embedded mode and while Redis is known to be down."""
+    """The Redis connection, or None in embedded mode and while Redis is known to be down.
+
+    After this process revoked a token that reached only the database, the first call that
+    reaches Redis again drops the denylist's marker before anything trusts it.
+    """
     global _redis
     url = settings.REDIS_URL
     if not url or time.monotonic() < _down_until:
@@ -335,7 +346,7 @@ def denylist_cache(jti: str, ttl: int) -> None:
     that was unreachable, not restarted). So: flag the row (the beat task denylist_verify
     drops the marker while such rows exist) and drop the marker from this process as soon
     as it reaches Redis again (redis_connection). Until the marker is gone, a process that
-    did not notice the outage may still trust Redis: at most until its next beat run.
+    did not notice the outage may still trust Redis: at most one beat interval (5 s).
     """
     global _marker_stale
     if denylist_add(jti, ttl) or not settings.REDIS_URL:
