@@ -212,7 +212,13 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "tokens.tasks.drain_token_events",
         "schedule": float(os.environ.get("KEYWARD_INGEST_INTERVAL", "2")),
     },
-    # Drops expired rows from the token denylist fallback table.
+    # Drops the Redis denylist's completeness marker while a revocation reached only the
+    # database, and rebuilds the denylist in Redis when the marker is missing.
+    "verify-denylist": {
+        "task": "tokens.tasks.verify_denylist",
+        "schedule": 5.0,
+    },
+    # Drops expired rows from the token denylist table and copies the live ones to Redis.
     "purge-expired-revocations": {
         "task": "tokens.tasks.purge_expired_revocations",
         "schedule": crontab(minute=17),

@@ -103,19 +103,31 @@ class SigningKey(models.Model):
 class RevokedToken(models.Model):
     """A revoked access token (RFC 7009), denylisted by `jti` until it would expire anyway.
 
-    Redis holds the same denylist for the hot path; this table is the fallback when Redis
-    is unavailable and the only store in embedded mode.
+    This table is the denylist's source of truth. Redis holds a copy for the hot path,
+    trusted only while its completeness marker is there (tokens.sink.denylist_rebuild).
     """
 
     jti = models.CharField(max_length=64, unique=True)
     client_id = models.CharField(max_length=64)
     expires_at = models.DateTimeField(help_text="The token's exp; the row is purged after it.")
     revoked_at = models.DateTimeField(default=timezone.now)
+    missing_from_redis = models.BooleanField(
+        default=False,
+        help_text="Revoked while Redis could not be written; cleared by the next rebuild.",
+    )
 
     class Meta:
         ordering = ["-revoked_at"]
-        # purge_expired_revocations deletes by expires_at.
-        indexes = [models.Index(fields=["expires_at"])]
+        indexes = [
+            # purge_expired_revocations deletes by expires_at.
+            models.Index(fields=["expires_at"]),
+            # verify_denylist asks every few seconds whether any row is flagged.
+            models.Index(
+                fields=["missing_from_redis"],
+                condition=models.Q(missing_from_redis=True),
+                name="tokens_revoked_missing_idx",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.jti

@@ -17,7 +17,7 @@ from audit.services import Actor, admin_action_record
 
 from .keys import key_ring_reset, signing_key_new
 from .models import NEXT_KEY_PUBLISH_LEAD, RevokedToken, SigningKey
-from .sink import denylist_add, denylist_add_many
+from .sink import denylist_cache, denylist_rebuild
 
 log = logging.getLogger(__name__)
 
@@ -234,30 +234,24 @@ def signing_keys_rotate_if_due(now: datetime | None = None) -> ScheduleRun:
 
 
 def access_token_revoke(*, jti: str, client_id: str, exp: int) -> None:
-    """Denylist a token until it expires: a database row (fallback, embedded mode) and Redis."""
+    """Denylist a token until it expires: the RevokedToken row (the source of truth),
+    committed first, then its Redis key (sink.denylist_cache says why in that order)."""
     expires_at = datetime.fromtimestamp(exp, tz=UTC)
     # IntegrityError: the same token revoked twice at the same moment.
     with contextlib.suppress(IntegrityError):
         RevokedToken.objects.get_or_create(
             jti=jti, defaults={"client_id": client_id, "expires_at": expires_at}
         )
-    denylist_add(jti, int(exp - time.time()) + 1)
+    denylist_cache(jti, int(exp - time.time()) + 1)
 
 
 def revocations_purge() -> int:
-    """Delete denylist rows of expired tokens, and put the live ones back into Redis.
+    """Delete denylist rows of expired tokens, and copy the live ones into Redis again.
 
-    The second half repairs revocations made while Redis was down (they reached only the
-    database); it is idempotent.
+    The copy is a full rebuild (sink.denylist_rebuild); the beat task verify_denylist does
+    the same within seconds when Redis needs it, this run is a slow safety net.
     """
-    now = timezone.now()
-    deleted, _ = RevokedToken.objects.filter(expires_at__lte=now).delete()
-    live = [
-        (jti, int((expires_at - now).total_seconds()) + 1)
-        for jti, expires_at in RevokedToken.objects.filter(expires_at__gt=now).values_list(
-            "jti", "expires_at"
-        )
-    ]
-    restored = len(live) if denylist_add_many(live) else 0
-    log.info("Purged %d expired revocations; %d live ones in Redis", deleted, restored)
+    deleted, _ = RevokedToken.objects.filter(expires_at__lte=timezone.now()).delete()
+    restored = denylist_rebuild()
+    log.info("Purged %d expired revocations; %s live ones in Redis", deleted, restored)
     return deleted

@@ -2,13 +2,20 @@
 
 Redis mode: one Lua script call (one round trip) checks the caller's failure counter,
 increments the request counters, appends the event (as answered, or as rate-limited when over
-a limit) to the event buffer and, for introspection, tells whether a jti is denylisted.
+a limit) to the event buffer and, for introspection, tells whether a jti is denylisted and
+whether Redis may be trusted to say so (the denylist's completeness marker, below).
 Everything goes through redis-py's public API: a registered script, a pipeline where several
 commands go together, hiredis to parse replies when installed (it is a dependency).
 
 Redis unavailable: limits fail open, the event is written to the database, the denylist is
 read from the RevokedToken table, and a warning is logged at most every WARN_EVERY seconds.
 For DOWN_BACKOFF seconds after a failure, requests skip Redis rather than retry it.
+
+The denylist's truth is the RevokedToken table; Redis holds a copy that is trusted only
+while DENYLIST_COMPLETE_KEY is there. It is set after a full copy (denylist_rebuild) and is
+gone after a restart without persistence or a flush; without it, checks read the database
+and the first of them rebuilds the copy. A revocation that could not reach Redis drops it
+(denylist_cache, denylist_verify).
 
 Embedded mode (no REDIS_URL): counters in Django's local cache (per process), events and
 denylist in the database.
@@ -19,6 +26,7 @@ number, so Retry-After is simply the time left in the window.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import threading
@@ -28,6 +36,7 @@ from dataclasses import dataclass
 import redis
 from django.conf import settings
 from django.core.cache import cache
+from django.utils import timezone
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -41,13 +50,21 @@ log = logging.getLogger(__name__)
 WARN_EVERY = 30.0
 DOWN_BACKOFF = 1.0
 DENYLIST_PREFIX = "keyward:revoked:"
+# Present only while Redis holds every live revocation (see denylist_rebuild). Outside
+# DENYLIST_PREFIX, so no jti can name it.
+DENYLIST_COMPLETE_KEY = "keyward:denylist:complete"
+DENYLIST_REBUILD_LOCK = "keyward:denylist:rebuild"
+# Seconds between one process's attempts to rebuild an untrusted denylist.
+REBUILD_RETRY = 1.0
 COUNTER_PREFIX = "keyward:rl:"
 
-# KEYS: 1 event buffer, 2 failure counter, 3 denylist key to test ("" for none), 4.. counters
+# KEYS: 1 event buffer, 2 failure counter, 3 denylist key to test ("" for none), 4 the
+#       denylist's completeness marker, 5.. counters
 # ARGV: 1 the event as answered, 2 the same event as rate-limited (both to_buffer()), 3
 #       counter TTL, 4 failure limit, 5 "1" if this request failed to authenticate, 6.. the
-#       limit of each counter in KEYS[4..]
-# Returns {limited (0/1), denylisted (0/1)}.
+#       limit of each counter in KEYS[5..]
+# Returns {limited (0/1), denylisted (0/1), trusted (0/1: the marker is there, so a missing
+# denylist key means "not revoked"; only tested with a denylist key)}.
 #
 # Whether the request is limited is known only inside the script (atomically with the
 # counters), and the event must be pushed in the same round trip. So the caller sends both
@@ -61,10 +78,10 @@ local failures = tonumber(redis.call('GET', KEYS[2]) or '0')
 if failures >= tonumber(ARGV[4]) then
   limited = 1
 else
-  for i = 4, #KEYS do
+  for i = 5, #KEYS do
     local n = redis.call('INCR', KEYS[i])
     if n == 1 then redis.call('EXPIRE', KEYS[i], ARGV[3]) end
-    if n > tonumber(ARGV[i + 2]) then limited = 1 end
+    if n > tonumber(ARGV[i + 1]) then limited = 1 end
   end
   if ARGV[5] == '1' then
     local f = redis.call('INCR', KEYS[2])
@@ -72,9 +89,12 @@ else
   end
 end
 redis.call('RPUSH', KEYS[1], ARGV[1 + limited])
-local denylisted = 0
-if KEYS[3] ~= '' then denylisted = redis.call('EXISTS', KEYS[3]) end
-return {limited, denylisted}
+local denylisted, trusted = 0, 0
+if KEYS[3] ~= '' then
+  denylisted = redis.call('EXISTS', KEYS[3])
+  trusted = redis.call('EXISTS', KEYS[4])
+end
+return {limited, denylisted, trusted}
 """
 
 
@@ -135,10 +155,18 @@ _redis: _Redis | None = None
 _redis_lock = threading.Lock()
 _down_until = 0.0
 _last_warning = 0.0
+# Set when this process revoked a token that only reached the database: the completeness
+# marker must go before this process trusts Redis again (see denylist_cache).
+_marker_stale = False
+_next_rebuild_try = 0.0
 
 
 def redis_connection() -> _Redis | None:
-    """The Redis connection, or None in embedded mode and while Redis is known to be down."""
+    """The Redis connection, or None in embedded mode and while Redis is known to be down.
+
+    After this process revoked a token that reached only the database, the first call that
+    reaches Redis again drops the denylist's marker before anything trusts it.
+    """
     global _redis
     url = settings.REDIS_URL
     if not url or time.monotonic() < _down_until:
@@ -147,6 +175,8 @@ def redis_connection() -> _Redis | None:
     if current is None or current.url != url:
         with _redis_lock:
             current = _redis = _Redis(url)
+    if _marker_stale and not _marker_drop(current):
+        return None
     return current
 
 
@@ -161,10 +191,12 @@ def _redis_failed(exc: Exception) -> None:
 
 def sink_reset() -> None:
     """Forget the connection and the down state (tests)."""
-    global _redis, _down_until, _last_warning
+    global _redis, _down_until, _last_warning, _marker_stale, _next_rebuild_try
     _redis = None
     _down_until = 0.0
     _last_warning = 0.0
+    _marker_stale = False
+    _next_rebuild_try = 0.0
 
 
 def _window() -> tuple[int, int, int]:
@@ -199,11 +231,12 @@ def emit(
     connection = redis_connection()
     if connection is not None:
         try:
-            limited, denylisted = connection.run_script(
+            limited, denylisted, trusted = connection.run_script(
                 [
                     EVENT_BUFFER_KEY,
                     fail_key,
                     DENYLIST_PREFIX + denylist_jti if denylist_jti else "",
+                    DENYLIST_COMPLETE_KEY,
                     *counter_keys,
                 ],
                 [
@@ -215,10 +248,12 @@ def emit(
                     *limits,
                 ],
             )
-            return Verdict(left if limited else 0, bool(denylisted))
         except (redis.RedisError, OSError) as exc:
             _redis_failed(exc)
             return _fallback(event, denylist_jti, retry_after=0)
+        if denylist_jti and not denylisted and not trusted:
+            denylisted = _denylist_untrusted(connection, denylist_jti)
+        return Verdict(left if limited else 0, bool(denylisted))
     if settings.REDIS_URL:
         return _fallback(event, denylist_jti, retry_after=0)
     limited = _local_limit(fail_key, failure_limit, counter_keys, limits, auth_failed, window)
@@ -264,19 +299,72 @@ def denylist_db_contains(jti: str) -> bool:
 
 
 def denylist_contains(jti: str) -> bool:
-    """Is `jti` revoked? Redis first; the database when Redis is absent or down."""
+    """Is `jti` revoked? Redis when it holds the whole denylist; the database otherwise.
+
+    One round trip: MGET reads the jti's key and the completeness marker together.
+    """
     connection = redis_connection()
     if connection is not None:
         try:
-            return bool(connection.held().exists(DENYLIST_PREFIX + jti))
-        except redis.RedisError as exc:
+            denylisted, trusted = connection.held().mget(
+                DENYLIST_PREFIX + jti, DENYLIST_COMPLETE_KEY
+            )
+        except (redis.RedisError, OSError) as exc:
             _redis_failed(exc)
+        else:
+            if denylisted is not None or trusted is not None:
+                return denylisted is not None
+            return _denylist_untrusted(connection, jti)
     return denylist_db_contains(jti)
+
+
+def _denylist_untrusted(connection: _Redis, jti: str) -> bool:
+    """The answer when Redis lacks the completeness marker: the database's. This process then
+    tries to rebuild the cache (at most every REBUILD_RETRY seconds; the lock in
+    denylist_rebuild lets one process at a time do it, the others keep reading the database)."""
+    global _next_rebuild_try
+    revoked = denylist_db_contains(jti)
+    now = time.monotonic()
+    if now >= _next_rebuild_try:
+        _next_rebuild_try = now + REBUILD_RETRY
+        try:
+            denylist_rebuild(connection)
+        except Exception:  # the answer above stands; the next try or the beat task rebuilds
+            log.exception("Could not rebuild the token denylist in Redis")
+    return revoked
 
 
 def denylist_add(jti: str, ttl: int) -> bool:
     """Denylist `jti` in Redis for `ttl` seconds; False when Redis is absent or down."""
     return denylist_add_many([(jti, ttl)])
+
+
+def denylist_cache(jti: str, ttl: int) -> None:
+    """Put a revocation whose RevokedToken row is committed into Redis.
+
+    When Redis cannot take it, the cache is incomplete but its marker may survive (a Redis
+    that was unreachable, not restarted). So: flag the row (the beat task denylist_verify
+    drops the marker while such rows exist) and drop the marker from this process as soon
+    as it reaches Redis again (redis_connection). Until the marker is gone, a process that
+    did not notice the outage may still trust Redis: at most one beat interval (5 s).
+    """
+    global _marker_stale
+    if denylist_add(jti, ttl) or not settings.REDIS_URL:
+        return
+    RevokedToken.objects.filter(jti=jti).update(missing_from_redis=True)
+    _marker_stale = True
+    redis_connection()  # drops the marker now if Redis answers again
+
+
+def _marker_drop(connection: _Redis) -> bool:
+    global _marker_stale
+    try:
+        connection.held().delete(DENYLIST_COMPLETE_KEY)
+    except (redis.RedisError, OSError) as exc:
+        _redis_failed(exc)
+        return False
+    _marker_stale = False
+    return True
 
 
 # Commands per pipeline round trip when restoring many revocations.
@@ -290,12 +378,102 @@ def denylist_add_many(entries: list[tuple[str, int]]) -> bool:
     if connection is None:
         return False
     try:
-        for start in range(0, len(entries), DENYLIST_CHUNK):
-            with connection.client.pipeline(transaction=False) as pipe:
-                for jti, ttl in entries[start : start + DENYLIST_CHUNK]:
-                    pipe.set(DENYLIST_PREFIX + jti, 1, ex=max(1, ttl))
-                pipe.execute()
-    except redis.RedisError as exc:
+        _denylist_set(connection, entries)
+    except (redis.RedisError, OSError) as exc:
         _redis_failed(exc)
         return False
     return True
+
+
+def _denylist_set(connection: _Redis, entries: list[tuple[str, int]]) -> None:
+    for start in range(0, len(entries), DENYLIST_CHUNK):
+        with connection.client.pipeline(transaction=False) as pipe:
+            for jti, ttl in entries[start : start + DENYLIST_CHUNK]:
+                pipe.set(DENYLIST_PREFIX + jti, 1, ex=max(1, ttl))
+            pipe.execute()
+
+
+def denylist_rebuild(connection: _Redis | None = None) -> int | None:
+    """Copy every live RevokedToken row into Redis, then mark the Redis denylist complete.
+    Returns the rows copied; None when Redis is absent or down, or another process rebuilds.
+
+    1. Take the rebuild lock (not blocking): one process copies, the others read the database.
+    2. Read the live rows (jti, expiry, missing_from_redis).
+    3. SET their keys with their TTLs, pipelined.
+    4. SET the marker; from now on a missing key means "not revoked".
+    5. Clear missing_from_redis on the rows copied. Rows still flagged were revoked after
+       step 2 by a process that could not reach Redis: drop the marker again.
+
+    Why a revocation made during the rebuild is not lost: the revoke path commits its row
+    first, then SETs its key. A row committed before step 2 is copied. A row committed
+    after step 2 is not, but its revocation then SETs its own key, which does not depend
+    on the marker; until that SET, the revocation request has not been answered, so a
+    check in between is one that came before the revocation. If that SET fails, the row is
+    flagged before the revoke answers: step 5 sees the flag and drops the marker, or, when
+    the flag lands after step 5, denylist_verify does within one beat interval.
+    """
+    connection = connection or redis_connection()
+    if connection is None:
+        return None
+    lock = connection.client.lock(DENYLIST_REBUILD_LOCK, timeout=300, blocking=False)
+    try:
+        if not lock.acquire():
+            return None
+        try:
+            return _denylist_copy(connection)
+        finally:
+            with contextlib.suppress(redis.exceptions.LockError):
+                lock.release()
+    except (redis.RedisError, OSError) as exc:
+        _redis_failed(exc)
+        return None
+
+
+def _denylist_copy(connection: _Redis) -> int:
+    now = timezone.now()
+    rows = list(
+        RevokedToken.objects.filter(expires_at__gt=now).values_list(
+            "jti", "expires_at", "missing_from_redis"
+        )
+    )
+    _denylist_set(connection, [(jti, int((exp - now).total_seconds()) + 1) for jti, exp, _ in rows])
+    denylist_mark_complete(connection, copied_flagged=[jti for jti, _, flagged in rows if flagged])
+    return len(rows)
+
+
+def denylist_mark_complete(connection: _Redis, *, copied_flagged: list[str]) -> bool:
+    """Steps 4 and 5 of denylist_rebuild, once the rows are copied: set the marker, clear the
+    flags of the copied rows, and take the marker back if a row is still flagged (revoked
+    during the copy by a process that could not write Redis). True when the marker stays."""
+    connection.client.set(DENYLIST_COMPLETE_KEY, 1)
+    if copied_flagged:
+        RevokedToken.objects.filter(jti__in=copied_flagged).update(missing_from_redis=False)
+    if _flagged_live_rows().exists():
+        connection.client.delete(DENYLIST_COMPLETE_KEY)
+        return False
+    return True
+
+
+def _flagged_live_rows():
+    # Expired rows are left out: the rebuild does not copy them (their tokens are refused
+    # anyway), so their flag would otherwise drop the marker until the hourly purge.
+    return RevokedToken.objects.filter(missing_from_redis=True, expires_at__gt=timezone.now())
+
+
+def denylist_verify() -> str:
+    """The beat task's check (every few seconds), the backstop of the two repairs on the hot
+    path: revocations that reached only the database drop the marker (any process may still
+    trust a Redis that kept it), and a missing marker is rebuilt without waiting for traffic.
+    """
+    connection = redis_connection()
+    if connection is None:
+        return "no-redis"
+    try:
+        if _flagged_live_rows().exists():
+            connection.client.delete(DENYLIST_COMPLETE_KEY)
+        elif connection.client.exists(DENYLIST_COMPLETE_KEY):
+            return "complete"
+    except (redis.RedisError, OSError) as exc:
+        _redis_failed(exc)
+        return "no-redis"
+    return "rebuilt" if denylist_rebuild(connection) is not None else "busy"
