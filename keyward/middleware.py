@@ -67,6 +67,11 @@ class NoStoreForUsersMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
         user = getattr(request, "user", None)
-        if user is not None and user.is_authenticated:
+        # A view that already said no-store (the one-time secret pages) is left as it is.
+        if user is not None and user.is_authenticated and not _says_no_store(response):
             add_never_cache_headers(response)
         return response
+
+
+def _says_no_store(response: HttpResponse) -> bool:
+    return "no-store" in response.headers.get("Cache-Control", "")
