@@ -15,9 +15,9 @@ INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>", re.IGNORECASE)
 INLINE_HANDLER = re.compile(r"<[^>]+\son[a-z]+\s*=", re.IGNORECASE)
 INLINE_STYLE = re.compile(r"<[^>]+\sstyle\s*=|<style", re.IGNORECASE)
 
-# Only the token service's own endpoints skip the policy (tokens/middleware.py): they answer
-# JSON to machines, ahead of the middleware stack.
-SHORTCUT = {"tokens:token", "tokens:introspect", "tokens:revoke"}
+# Only the token service's endpoints and its two JSON documents skip the policy
+# (tokens/middleware.py): they answer machines, ahead of the middleware stack.
+SHORTCUT = {"tokens:token", "tokens:introspect", "tokens:revoke", "tokens:jwks", "tokens:metadata"}
 PAGES = [(route, name, p) for route, name, p in ALL_URLS if name not in SHORTCUT]
 
 
