@@ -36,6 +36,8 @@ def login_loop(base: str, username: str, password: str, stop: threading.Event, c
             )
             assert answer.status_code in (302, 503), answer.status_code
             count.append(answer.status_code)
+            if answer.status_code == 503:  # busy: a person would try again a moment later
+                stop.wait(float(answer.headers.get("Retry-After", "1")))
 
 
 def timed(session: requests.Session, url: str) -> float:
