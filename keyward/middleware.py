@@ -1,8 +1,13 @@
 from __future__ import annotations
 
+import time
+
 from django.conf import settings
+from django.contrib.auth import logout, user_logged_in
+from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import resolve_url
+from django.utils.cache import add_never_cache_headers
 
 
 class HtmxLoginRedirectMiddleware:
@@ -19,3 +24,54 @@ class HtmxLoginRedirectMiddleware:
             if response["Location"].startswith(login_url):
                 return HttpResponse(status=204, headers={"HX-Redirect": response["Location"]})
         return response
+
+
+LOGIN_AT = "keyward_login_at"
+
+
+def _stamp_login(sender, request, user, **kwargs) -> None:
+    request.session[LOGIN_AT] = time.time()
+
+
+# Every login (the login view, force_login in tests) starts the absolute lifetime anew.
+user_logged_in.connect(_stamp_login, dispatch_uid="keyward.session_login_at")
+
+
+class SessionLifetimeMiddleware:
+    """Logs a console user out KEYWARD_SESSION_MAX_SECONDS after login, however active.
+
+    The idle limit is Django's own (SESSION_COOKIE_AGE, renewed by SESSION_SAVE_EVERY_REQUEST);
+    this one caps a session kept alive by a page left polling. Placed inside
+    HtmxLoginRedirectMiddleware, so an htmx request is sent to the login page by HX-Redirect.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.user.is_authenticated:
+            login_at = request.session.setdefault(LOGIN_AT, time.time())
+            if time.time() - login_at > settings.KEYWARD_SESSION_MAX_SECONDS:
+                logout(request)
+                return redirect_to_login(request.get_full_path())
+        return self.get_response(request)
+
+
+class NoStoreForUsersMiddleware:
+    """What a logged-in user sees (secrets shown once, audit rows, client lists) stays out of
+    browser and proxy caches: the back button after logout must not show it again."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        user = getattr(request, "user", None)
+        # A view that already said no-store (the one-time secret pages) is left as it is.
+        if user is not None and user.is_authenticated and not _says_no_store(response):
+            add_never_cache_headers(response)
+        return response
+
+
+def _says_no_store(response: HttpResponse) -> bool:
+    return "no-store" in response.headers.get("Cache-Control", "")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import dj_database_url
 from celery.schedules import crontab
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -86,6 +87,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
+    "csp",
     "django.contrib.staticfiles",
     "django_htmx",
     "template_partials",
@@ -99,6 +101,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -108,6 +111,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "keyward.middleware.HtmxLoginRedirectMiddleware",
+    "keyward.middleware.SessionLifetimeMiddleware",
+    "keyward.middleware.NoStoreForUsersMiddleware",
     "axes.middleware.AxesMiddleware",
 ]
 
@@ -171,7 +176,8 @@ STORAGES = {
 
 if USE_REDIS:
     CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        # Fails soft: with Redis down, cached rows are read from the database (base/cache.py).
+        "default": {"BACKEND": "base.cache.FailSoftRedisCache", "LOCATION": REDIS_URL}
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
@@ -297,6 +303,36 @@ if not DEBUG:
     CSRF_COOKIE_SECURE = True
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
+
+# Console sessions: end after KEYWARD_SESSION_IDLE_MINUTES without a request (sliding: every
+# request saves the session and so pushes its expiry on) and, however active, after
+# KEYWARD_SESSION_MAX_HOURS from login (keyward/middleware.py SessionLifetimeMiddleware).
+SESSION_COOKIE_AGE = int(float(os.environ.get("KEYWARD_SESSION_IDLE_MINUTES", "30")) * 60)
+SESSION_SAVE_EVERY_REQUEST = True
+KEYWARD_SESSION_MAX_SECONDS = int(float(os.environ.get("KEYWARD_SESSION_MAX_HOURS", "12")) * 3600)
+
+# Logins hashing a password at once per web process; more are answered 503 "try again".
+# Keep it below GRANIAN_BLOCKING_THREADS (bin/serve), so logins never take every thread.
+KEYWARD_LOGINS_PER_PROCESS = int(os.environ.get("KEYWARD_LOGINS_PER_PROCESS", "2"))
+
+# Content-Security-Policy (django-csp) on every page: scripts and styles only from our own
+# static files, so no inline <script>, no on…= handlers and no style="…" attributes in
+# templates (static/keyward.js holds the page behaviour; htmx runs with allowEval off and
+# without its injected indicator <style>). Pico's icons are data: SVGs, hence img-src data:.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
 
 LOGGING = {
     "version": 1,

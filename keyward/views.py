@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import threading
 
+from django.conf import settings
+from django.contrib.auth import views as auth_views
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
@@ -45,6 +48,31 @@ def _database_problems() -> list[str]:
     except DatabaseError as exc:
         return [f"The database cannot be reached ({exc.__class__.__name__})."]
     return []
+
+
+_login_view = auth_views.LoginView.as_view(redirect_authenticated_user=True)
+# Each login runs the password hash (PBKDF2, hundreds of ms of CPU) on a web thread. Capped
+# per process, so a burst of logins always leaves threads for the token service, the JWKS
+# and the health check, which share the same few threads (bin/serve).
+_logins_hashing = threading.BoundedSemaphore(settings.KEYWARD_LOGINS_PER_PROCESS)
+
+
+def login(request: HttpRequest) -> HttpResponse:
+    """Django's login view; a POST while the process is at its cap is answered 503 at once."""
+    if request.method != "POST":
+        return _login_view(request)
+    if not _logins_hashing.acquire(blocking=False):
+        security_log.warning(
+            "login refused: %s logins already hashing", settings.KEYWARD_LOGINS_PER_PROCESS
+        )
+        context = {"busy": True, "next": request.POST.get("next", "")}
+        response = render(request, "registration/login.html", context, status=503)
+        response["Retry-After"] = "1"
+        return response
+    try:
+        return _login_view(request)
+    finally:
+        _logins_hashing.release()
 
 
 def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

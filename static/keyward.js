@@ -30,3 +30,10 @@ document.addEventListener("click", (event) => {
   event.preventDefault();
   dialog.close();
 });
+
+// A plain (non-htmx) form with data-confirm asks before it submits. The Content-Security-
+// Policy allows no inline handlers (onsubmit="…"), so the question lives in the markup.
+document.addEventListener("submit", (event) => {
+  const form = event.target.closest("form[data-confirm]");
+  if (form && !window.confirm(form.dataset.confirm)) event.preventDefault();
+});

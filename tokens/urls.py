@@ -23,10 +23,16 @@ TOKEN_SERVICE = [
     path("token-srv/revoke", views.revoke, name=TokenEvent.Endpoint.REVOKE.value),
 ]
 
-urlpatterns = [
-    *TOKEN_SERVICE,
+# Public documents for resource servers and clients, also served ahead of the rest: a
+# resource server refetching the JWKS must get it while the console is busy.
+WELL_KNOWN = [
     path(".well-known/jwks.json", views.jwks, name="jwks"),
     path(".well-known/oauth-authorization-server", views.metadata, name="metadata"),
+]
+
+urlpatterns = [
+    *TOKEN_SERVICE,
+    *WELL_KNOWN,
     path("keys/", views.key_list, name="keys"),
     path("keys/rotate", views.key_rotate, name="rotate"),
 ]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import uuid
@@ -13,7 +14,7 @@ from authlib.oauth2.rfc6749.errors import (
 )
 from django.conf import settings
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
@@ -399,22 +400,33 @@ def revoke(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
-def jwks(request: HttpRequest) -> JsonResponse:
+def jwks(request: HttpRequest) -> HttpResponse:
     """GET /.well-known/jwks.json: next, active and recently retired public keys."""
     key_ring()  # creates the first key on a fresh install
     keys = [row.public_jwk for row in SigningKey.objects.published().order_by("-created_at")]
-    response = JsonResponse({"keys": keys})
-    response["Cache-Control"] = f"public, max-age={JWKS_CACHE_SECONDS}"
-    return response
+    return HttpResponse(
+        orjson.dumps({"keys": keys}),
+        content_type="application/json",
+        headers={"Cache-Control": f"public, max-age={JWKS_CACHE_SECONDS}"},
+    )
 
 
 @require_GET
-def metadata(request: HttpRequest) -> JsonResponse:
+def metadata(request: HttpRequest) -> HttpResponse:
     """GET /.well-known/oauth-authorization-server (RFC 8414 §2)."""
-    issuer = settings.KEYWARD_ISSUER
+    return HttpResponse(
+        _metadata_body(settings.KEYWARD_ISSUER),
+        content_type="application/json",
+        headers={"Cache-Control": "public, max-age=3600"},
+    )
+
+
+@functools.lru_cache(maxsize=2)
+def _metadata_body(issuer: str) -> bytes:
+    """Settings and routes only: one document per issuer for the process's whole life."""
     auth_methods = ["client_secret_basic", "client_secret_post"]
     algorithms = list(SigningKey.Algorithm.values)
-    response = JsonResponse(
+    return orjson.dumps(
         {
             "issuer": issuer,
             "token_endpoint": issuer + reverse("tokens:token"),
@@ -432,8 +444,6 @@ def metadata(request: HttpRequest) -> JsonResponse:
             "access_token_signing_alg_values_supported": algorithms,
         }
     )
-    response["Cache-Control"] = "public, max-age=3600"
-    return response
 
 
 # --- Keys page ----------------------------------------------------------------------------

@@ -54,10 +54,13 @@ class TestRotationProgress:
         assert rows[old.pk].uses_since_rotation == 2
         assert f'<tr id="secret-{old.pk}">' in response.text
 
-    def test_it_says_an_unused_old_secret_is_safe_to_revoke(self, rotated, clock, viewer_client):
+    def test_it_says_an_unused_old_secret_is_safe_to_revoke(
+        self, rotated, clock, viewer, viewer_client
+    ):
         client, _old, new = rotated
         record_event(new, at=T0 + days(1) + timedelta(minutes=1), ip="10.9.9.9")
         clock.shift(timedelta(hours=1))
+        viewer_client.force_login(viewer)  # the session idled out over the hour
         text = viewer_client.get(detail_url(client)).text
         assert "unused since rotation — safe to revoke" in text
         assert "current secret — last used 59\xa0minutes ago from 10.9.9.9" in text
@@ -71,10 +74,11 @@ class TestRotationProgress:
         assert f"{old.expires_at:%Y-%m-%d %H:%M}" in response.text
         assert response.text.index(new.hint) < response.text.index(old.hint)
 
-    def test_it_marks_revoked_secrets_with_their_time(self, rotated, clock, viewer_client):
+    def test_it_marks_revoked_secrets_with_their_time(self, rotated, clock, viewer, viewer_client):
         client, old, _new = rotated
         services.client_secret_revoke(actor=Actor.cli(), secret=old)
         clock.shift(days(2))
+        viewer_client.force_login(viewer)  # the session idled out over the two days
         text = viewer_client.get(detail_url(client)).text
         assert "badge-revoked" in text and "revoked 2\xa0days ago" in text
 

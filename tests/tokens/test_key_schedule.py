@@ -336,10 +336,13 @@ class TestKeysPageSchedule:
         assert action.actor_label == "ada-admin"
         assert action.after["forced"] is True
 
-    def test_after_the_lead_time_it_rotates_without_confirmation(self, clock, admin_client):
+    def test_after_the_lead_time_it_rotates_without_confirmation(
+        self, clock, admin_client, admin_user
+    ):
         key_ring()
         signing_key_publish_next(actor=Actor.cli(), algorithm="ES256")
         clock.shift(LEAD)
+        admin_client.force_login(admin_user)  # the session from before the lead time expired
         admin_client.post(reverse("tokens:rotate"), {"algorithm": "ES256"})
         assert AdminAction.objects.get(action="signing_key.rotate").after["forced"] is False
 
