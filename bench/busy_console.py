@@ -1,9 +1,9 @@
-"""How fast /.well-known/jwks.json and /healthz answer while the console is busy logging
+"""How fast /.well-known/jwks.json and /healthz/web answer while the console is busy logging
 people in (each login runs Django's PBKDF2 password hash on a web thread).
 
     python bench/busy_console.py http://127.0.0.1:8000 USERNAME PASSWORD [--seconds 20]
 
-Four threads log in over and over while the main thread times JWKS and /healthz in turn,
+Four threads log in over and over while the main thread times JWKS and /healthz/web (the load-balancer check) in turn,
 one request at a time; prints p50/p95 of each, with no logins and then with them.
 Talks only to the given local server and stops by itself.
 """
@@ -48,7 +48,7 @@ def timed(session: requests.Session, url: str) -> float:
 
 
 def sample(base: str, seconds: float) -> dict[str, list[float]]:
-    times: dict[str, list[float]] = {"/.well-known/jwks.json": [], "/healthz": []}
+    times: dict[str, list[float]] = {"/.well-known/jwks.json": [], "/healthz/web": []}
     deadline = time.monotonic() + seconds
     with requests.Session() as session:
         while time.monotonic() < deadline:
