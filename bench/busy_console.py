@@ -4,7 +4,8 @@ people in (each login runs Django's PBKDF2 password hash on a web thread).
     python bench/busy_console.py http://127.0.0.1:8000 USERNAME PASSWORD [--seconds 20]
 
 Four threads log in over and over while the main thread times JWKS and /healthz/web (the
-load-balancer check) in turn, one request at a time; prints p50/p95 of each, with no logins and then with them.
+load-balancer check) in turn, one request at a time; prints p50/p95 of each, with no logins
+and then with them.
 Talks only to the given local server and stops by itself.
 """
 
