@@ -313,7 +313,7 @@ KEYWARD_SESSION_MAX_SECONDS = int(float(os.environ.get("KEYWARD_SESSION_MAX_HOUR
 
 # Logins hashing a password at once per web process; more are answered 503 "try again".
 # Keep it below GRANIAN_BLOCKING_THREADS (bin/serve), so logins never take every thread.
-KEYWARD_LOGINS_PER_PROCESS = int(os.environ.get("KEYWARD_LOGINS_PER_PROCESS", "2"))
+KEYWARD_LOGINS_PER_PROCESS = int(os.environ.get("KEYWARD_LOGINS_PER_PROCESS", "1"))
 
 # Content-Security-Policy (django-csp) on every page: scripts and styles only from our own
 # static files, so no inline <script>, no on…= handlers and no style="…" attributes in
