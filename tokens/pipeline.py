@@ -35,13 +35,14 @@ STATUS_CACHE_SECONDS = 5
 # What pipeline_health --check can select (Redis being unreachable fails every check).
 CHECKS = ("beat", "drain", "backlog")
 
+# Plain text, no markup: the same words go to the console banner, /healthz and the CLI.
 BEAT_REMEDY = (
-    "Start one Celery beat process: `celery -A keyward beat` "
-    "(docker compose: `docker compose up -d beat`) and check its log."
+    'Start one Celery beat process ("celery -A keyward beat"; with docker compose, '
+    '"docker compose up -d beat") and check its log.'
 )
 WORKER_REMEDY = (
-    "Start a Celery worker: `celery -A keyward worker` "
-    "(docker compose: `docker compose up -d worker`) and check its log for drain errors."
+    'Start a Celery worker ("celery -A keyward worker"; with docker compose, '
+    '"docker compose up -d worker") and check its log for drain errors.'
 )
 
 
