@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from django.urls import reverse
 
 from audit.models import AdminAction
@@ -10,31 +11,25 @@ CREATE_SCOPE = reverse("clients:scope_create")
 
 
 class TestActorAddress:
-    def test_it_records_the_socket_address_without_trusted_proxies(self, admin_client):
+    @pytest.mark.parametrize(
+        ("trusted", "remote", "forwarded", "recorded"),
+        [
+            # No trusted proxies: the socket address, whatever the header says.
+            ([], "198.51.100.7", "203.0.113.9", "198.51.100.7"),
+            # Behind a trusted proxy: the right-most hop the proxies did not add.
+            (["10.0.0.0/8"], "10.1.2.3", "203.0.113.9, 10.9.9.9", "203.0.113.9"),
+            # From an untrusted peer the header is ignored.
+            (["10.0.0.0/8"], "198.51.100.7", "203.0.113.9", "198.51.100.7"),
+        ],
+    )
+    def test_it_records_the_client_address_by_the_trusted_proxy_rule(
+        self, admin_client, settings, trusted, remote, forwarded, recorded
+    ):
+        settings.KEYWARD_TRUSTED_PROXIES = trusted
         admin_client.post(
             CREATE_SCOPE,
             {"name": "orders:read"},
-            REMOTE_ADDR="198.51.100.7",
-            HTTP_X_FORWARDED_FOR="203.0.113.9",
+            REMOTE_ADDR=remote,
+            HTTP_X_FORWARDED_FOR=forwarded,
         )
-        assert AdminAction.objects.get(action="scope.create").ip == "198.51.100.7"
-
-    def test_it_records_the_client_behind_a_trusted_proxy(self, admin_client, settings):
-        settings.KEYWARD_TRUSTED_PROXIES = ["10.0.0.0/8"]
-        admin_client.post(
-            CREATE_SCOPE,
-            {"name": "orders:read"},
-            REMOTE_ADDR="10.1.2.3",
-            HTTP_X_FORWARDED_FOR="203.0.113.9, 10.9.9.9",
-        )
-        assert AdminAction.objects.get(action="scope.create").ip == "203.0.113.9"
-
-    def test_it_ignores_forwarded_headers_from_untrusted_peers(self, admin_client, settings):
-        settings.KEYWARD_TRUSTED_PROXIES = ["10.0.0.0/8"]
-        admin_client.post(
-            CREATE_SCOPE,
-            {"name": "orders:read"},
-            REMOTE_ADDR="198.51.100.7",
-            HTTP_X_FORWARDED_FOR="203.0.113.9",
-        )
-        assert AdminAction.objects.get(action="scope.create").ip == "198.51.100.7"
+        assert AdminAction.objects.get(action="scope.create").ip == recorded
