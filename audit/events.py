@@ -41,6 +41,8 @@ Endpoint = TokenEvent.Endpoint
 Outcome = TokenEvent.Outcome
 Reason = TokenEvent.Reason
 
+# The source of events that Keyward's own token service recorded.
+SOURCE_KEYWARD = "keyward"
 # What a client_id that holds a client secret is stored as (see `client_id_redacted`).
 REDACTED_CLIENT_ID = f"{SECRET_PREFIX}…redacted"
 
@@ -137,6 +139,13 @@ class TokenEventRecord:
         "Time spent serving the request, in milliseconds.",
         default=0.0,
     )
+    source: str = _field(
+        "Which token service the event came from: keyward for this one, else the name given "
+        "when its logs were ingested (by default the log format: keycloak, auth0, okta).",
+        default=SOURCE_KEYWARD,
+        minLength=1,
+        maxLength=_max_length("source"),
+    )
 
     # --- The buffer ------------------------------------------------------------------
 
@@ -181,6 +190,7 @@ class TokenEventRecord:
             jti=_text(data.get("jti"), _LIMITS["jti"]),
             status_code=_status_code(data["status_code"]),
             duration_ms=_duration(data.get("duration_ms")),
+            source=_code(data.get("source", SOURCE_KEYWARD), _LIMITS["source"]),
         )
 
     # --- The table -------------------------------------------------------------------
@@ -204,6 +214,7 @@ class TokenEventRecord:
             self.jti,
             self.status_code,
             self.duration_ms,
+            self.source,
         )
 
     def as_model(self) -> TokenEvent:

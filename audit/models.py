@@ -98,6 +98,9 @@ class TokenEvent(models.Model):
     jti = models.CharField(max_length=64, blank=True)
     status_code = models.PositiveSmallIntegerField()
     duration_ms = models.FloatField(default=0)
+    source = models.CharField(
+        max_length=64, default="keyward", help_text="The token service that recorded it."
+    )
 
     class Meta:
         ordering = ["-occurred_at"]

@@ -96,6 +96,7 @@ INSTALLED_APPS = [
     "clients",
     "tokens",
     "security",
+    "analytics",
     "dashboard",
 ]
 
