@@ -41,7 +41,7 @@ from django.conf import settings
 from django.db import DataError, IntegrityError, connection, transaction
 from django.db.models import Q
 
-from audit.events import COLUMNS, TokenEventRecord
+from audit.events import COLUMNS, SOURCE_KEYWARD, TokenEventRecord
 from audit.models import TokenEvent
 from clients.models import Client, ClientSecret
 
@@ -217,6 +217,15 @@ def _batch_write(items: list[bytes]) -> tuple[int, int]:
     records, skipped = _records_parse(items)
     if not records:
         return 0, skipped
+    return token_events_store(records), skipped
+
+
+def token_events_store(records: list[TokenEventRecord]) -> int:
+    """Insert validated records and move last_used forward, in one committed transaction.
+
+    Returns how many were new: ids already stored are skipped, so writing the same records
+    twice stores them once. The drain and log ingestion both write through here.
+    """
     # durable: refuses to run nested, where "committed" would not mean committed.
     with transaction.atomic(durable=True):
         if connection.vendor == "postgresql":
@@ -225,7 +234,7 @@ def _batch_write(items: list[bytes]) -> tuple[int, int]:
         else:
             inserted = _records_bulk_create(records)
             _last_used_update_orm(records)
-    return inserted, skipped
+    return inserted
 
 
 _STAGE_TABLE = "keyward_token_event_batch"
@@ -254,7 +263,8 @@ def _last_used_update_sql() -> None:
 
     Secrets: any successful request the secret authenticated. Clients: successful token
     requests only (Client.last_used_at is "last successful token"). Only ever forward, so
-    re-writing a batch or writing batches out of order is harmless.
+    re-writing a batch or writing batches out of order is harmless. Only Keyward's own
+    events count: another service's client of the same name is not this client.
     """
     secret_table = ClientSecret._meta.db_table
     client_table = Client._meta.db_table
@@ -266,7 +276,7 @@ def _last_used_update_sql() -> None:
             FROM (
                 SELECT DISTINCT ON (secret_id) secret_id, occurred_at, source_ip
                 FROM {_STAGE_TABLE}
-                WHERE outcome = 'success' AND secret_id IS NOT NULL
+                WHERE outcome = 'success' AND secret_id IS NOT NULL AND source = 'keyward'
                 ORDER BY secret_id, occurred_at DESC
             ) AS b
             WHERE s.id = b.secret_id
@@ -281,6 +291,7 @@ def _last_used_update_sql() -> None:
                 SELECT client_id, max(occurred_at) AS occurred_at
                 FROM {_STAGE_TABLE}
                 WHERE outcome = 'success' AND endpoint = 'token' AND client_known
+                  AND source = 'keyward'
                 GROUP BY client_id
             ) AS b
             WHERE c.client_id = b.client_id
@@ -304,7 +315,7 @@ def _last_used_update_orm(records: list[TokenEventRecord]) -> None:
     secrets: dict[int, tuple[float, str | None]] = {}
     clients: dict[str, float] = {}
     for event in records:
-        if event.outcome != TokenEvent.Outcome.SUCCESS:
+        if event.outcome != TokenEvent.Outcome.SUCCESS or event.source != SOURCE_KEYWARD:
             continue
         at = event.occurred_at
         sid = event.secret_id
