@@ -15,6 +15,7 @@ urlpatterns = [
     path("clients/", include("clients.urls")),
     path("audit/", include("audit.urls")),
     path("security/", include("security.urls")),
+    path("analytics/", include("analytics.urls")),
     path("", include("tokens.urls")),
     path("api/", include("tokens.resource_urls")),
     path("", include("dashboard.urls")),
