@@ -8,7 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.utils import timezone
 
-from audit.models import TokenEvent
+from analytics.models import TokenEvent
+from analytics.store import token_events_write
+from audit.events import TokenEventRecord
 from clients.models import Client, ClientSecret
 from keyward.celery import app as celery_app
 
@@ -61,9 +63,9 @@ def record_event(
     """A token event as ingestion writes it, plus the last-used fields ingestion keeps."""
     at = at or timezone.now()
     client = client or secret.client
-    event = TokenEvent.objects.create(
-        id=uuid.uuid4(),
-        occurred_at=at,
+    record = TokenEventRecord(
+        id=uuid.uuid4().hex,
+        occurred_at=at.timestamp(),
         endpoint=TokenEvent.Endpoint.TOKEN,
         client_id=client.client_id,
         client_known=True,
@@ -75,6 +77,8 @@ def record_event(
         source_ip=ip,
         status_code=200 if outcome == TokenEvent.Outcome.SUCCESS else 401,
     )
+    token_events_write([record])
+    event = TokenEvent.objects.get(id=record.id)
     if outcome == TokenEvent.Outcome.SUCCESS and secret is not None:
         ClientSecret.objects.filter(pk=secret.pk).update(last_used_at=at, last_used_ip=ip)
         Client.objects.filter(pk=client.pk).update(last_used_at=at)

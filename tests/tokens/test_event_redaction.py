@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from analytics.drain import token_events_drain
+from analytics.models import TokenEvent
 from audit.events import REDACTED_CLIENT_ID, TokenEventRecord, client_id_redacted
-from audit.models import TokenEvent
-from tokens.drain import EVENT_BUFFER_KEY, token_events_drain
+from tokens.buffer import EVENT_BUFFER_KEY
 
 from .conftest import INTROSPECT_URL, REVOKE_URL, TOKEN_URL, basic
 
