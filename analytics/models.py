@@ -93,3 +93,125 @@ class TokenEvent(models.Model):
         return (
             f"{self.occurred_at:%Y-%m-%d %H:%M:%S} {self.endpoint} {self.client_id} {self.reason}"
         )
+
+
+# --- Rollups -------------------------------------------------------------------------
+# Maintained by analytics.store in the same transaction as the raw rows (analytics/rollups.py),
+# counting only rows actually inserted; the charts read only these. Each has a unique key
+# that the store upserts on (INSERT … ON CONFLICT DO UPDATE count = count + excluded.count).
+
+SCOPE_MAX_LENGTH = 200
+# "203.0.113.0/24" or "2001:db8:1234::/48".
+NETWORK_MAX_LENGTH = 49
+
+
+class TrafficRollup(models.Model):
+    """Requests per bucket, client, endpoint, outcome, reason and source."""
+
+    bucket = models.DateTimeField(help_text="Start of the bucket (UTC).")
+    client_id = models.CharField(max_length=MAX_LENGTHS["client_id"], blank=True)
+    endpoint = models.CharField(max_length=MAX_LENGTHS["endpoint"], choices=Endpoint.choices)
+    outcome = models.CharField(max_length=MAX_LENGTHS["outcome"], choices=Outcome.choices)
+    reason = models.CharField(max_length=MAX_LENGTHS["reason"])
+    source = models.CharField(max_length=MAX_LENGTHS["source"])
+    count = models.BigIntegerField()
+
+    KEY = ("bucket", "client_id", "endpoint", "outcome", "reason", "source")
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return f"{self.bucket:%Y-%m-%d %H:%M} {self.client_id} {self.reason} {self.count}"
+
+
+class TrafficMinute(TrafficRollup):  # noqa: DJ008 - TrafficRollup.__str__
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=TrafficRollup.KEY, name="trafficminute_key"),
+        ]
+        # The key's index serves time ranges; this one a client's page.
+        indexes = [models.Index(fields=["client_id", "bucket"], name="trafficminute_client")]
+
+
+class TrafficHour(TrafficRollup):  # noqa: DJ008 - TrafficRollup.__str__
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=TrafficRollup.KEY, name="traffichour_key"),
+        ]
+        indexes = [models.Index(fields=["client_id", "bucket"], name="traffichour_client")]
+
+
+class SourceNetwork(models.Model):
+    """The networks a client_id was used from (IPv4 /24, IPv6 /48), per source, with when
+    each was first and last seen: a client's page lists them, new ones stand out."""
+
+    client_id = models.CharField(max_length=MAX_LENGTHS["client_id"], blank=True)
+    source = models.CharField(max_length=MAX_LENGTHS["source"])
+    network = models.CharField(max_length=NETWORK_MAX_LENGTH)
+    first_seen = models.DateTimeField()
+    last_seen = models.DateTimeField()
+    count = models.BigIntegerField()
+    failures = models.BigIntegerField()
+
+    KEY = ("client_id", "source", "network")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["client_id", "source", "network"], name="sourcenetwork_key"
+            )
+        ]
+        # Rollup retention prunes networks not seen for KEYWARD_ROLLUP_RETENTION_DAYS.
+        indexes = [models.Index(fields=["last_seen"], name="sourcenetwork_last_seen")]
+
+    def __str__(self) -> str:
+        return f"{self.client_id} {self.network} ({self.source})"
+
+
+class NetworkFailureHour(models.Model):
+    """Failed requests per hour, source and network: the overview's top failing networks
+    over any window, without reading raw events."""
+
+    bucket = models.DateTimeField()
+    source = models.CharField(max_length=MAX_LENGTHS["source"])
+    network = models.CharField(max_length=NETWORK_MAX_LENGTH)
+    count = models.BigIntegerField()
+
+    KEY = ("bucket", "source", "network")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["bucket", "source", "network"], name="networkfailurehour_key"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.bucket:%Y-%m-%d %H:00} {self.network} {self.count}"
+
+
+class ScopeUsageHour(models.Model):
+    """Per hour, client and source: how often each scope was requested and issued (token
+    endpoint). A request without a scope parameter that got a token counts as requesting
+    every scope it carried: the client used them all. The scope review reads it."""
+
+    bucket = models.DateTimeField()
+    client_id = models.CharField(max_length=MAX_LENGTHS["client_id"], blank=True)
+    source = models.CharField(max_length=MAX_LENGTHS["source"])
+    scope = models.CharField(max_length=SCOPE_MAX_LENGTH)
+    requested = models.BigIntegerField()
+    issued = models.BigIntegerField()
+
+    KEY = ("bucket", "client_id", "source", "scope")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["bucket", "client_id", "source", "scope"], name="scopeusagehour_key"
+            )
+        ]
+        indexes = [models.Index(fields=["client_id", "bucket"], name="scopeusagehour_client")]
+
+    def __str__(self) -> str:
+        return f"{self.bucket:%Y-%m-%d %H:00} {self.client_id} {self.scope}"

@@ -11,7 +11,9 @@ One call stores one batch in one transaction:
    (occurred_at, id) DO NOTHING into the partitioned table; other databases: bulk_create
    of the ids not stored yet. Ids already stored are skipped, so a batch written twice is
    stored once.
-2. Move last_used of secrets and clients forward (Keyward's own successful events only).
+2. Add the inserted rows (only those: duplicates are not counted twice) to the rollups
+   (analytics/rollups.py): counted in memory, then one upsert per key.
+3. Move last_used of secrets and clients forward (Keyward's own successful events only).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from clients.models import Client, ClientSecret
 
 from .models import TokenEvent
 from .partitions import partitions_create, partitions_existing
+from .rollups import rollups_of, rollups_write
 
 
 def token_events_store(records: list[TokenEventRecord]) -> int:
@@ -60,10 +63,12 @@ def _store(records: list[TokenEventRecord]) -> int:
     if not unique:
         return 0
     if connection.vendor == "postgresql":
-        return _records_copy(unique)
-    inserted = _records_bulk_create(unique)
-    _last_used_update_orm(unique)
-    return inserted
+        inserted = _records_copy(unique)
+    else:
+        inserted = _records_bulk_create(unique)
+        _last_used_update_orm(unique)
+    rollups_write(rollups_of(inserted))
+    return len(inserted)
 
 
 def _partitions_ready(records: list[TokenEventRecord]) -> None:
@@ -90,8 +95,9 @@ _STAGE_TABLE = "keyward_token_event_batch"
 _COLUMN_LIST = ", ".join(COLUMNS)
 
 
-def _records_copy(records: list[TokenEventRecord]) -> int:
-    """COPY into a temporary table, then insert what is not there yet."""
+def _records_copy(records: list[TokenEventRecord]) -> list[TokenEventRecord]:
+    """COPY into a temporary table, then insert what is not there yet; returns the records
+    inserted (RETURNING their ids), the only ones the rollups may count."""
     table = TokenEvent._meta.db_table
     with connection.cursor() as cursor:
         # Dropped below, not only ON COMMIT: a caller's transaction may store twice.
@@ -104,12 +110,12 @@ def _records_copy(records: list[TokenEventRecord]) -> int:
         cursor.execute(
             f"INSERT INTO {table} ({_COLUMN_LIST}) "  # noqa: S608
             f"SELECT {_COLUMN_LIST} FROM {_STAGE_TABLE} "
-            "ON CONFLICT (occurred_at, id) DO NOTHING"
+            "ON CONFLICT (occurred_at, id) DO NOTHING RETURNING id"
         )
-        inserted = cursor.rowcount
+        inserted = {row[0].hex for row in cursor.fetchall()}
         _last_used_update_sql(cursor)
         cursor.execute(f"DROP TABLE {_STAGE_TABLE}")
-    return inserted
+    return [record for record in records if record.id in inserted]
 
 
 def _last_used_update_sql(cursor) -> None:
@@ -156,13 +162,13 @@ def _last_used_update_sql(cursor) -> None:
 # --- Other databases (SQLite in embedded mode) -------------------------------------------
 
 
-def _records_bulk_create(records: list[TokenEventRecord]) -> int:
-    """bulk_create, ignoring ids already stored."""
+def _records_bulk_create(records: list[TokenEventRecord]) -> list[TokenEventRecord]:
+    """bulk_create of the records whose ids are not stored yet; returns them."""
     ids = [uuid.UUID(record.id) for record in records]
     present = {i.hex for i in TokenEvent.objects.filter(id__in=ids).values_list("id", flat=True)}
-    new = [record_as_model(record) for record in records if record.id not in present]
-    TokenEvent.objects.bulk_create(new, ignore_conflicts=True, batch_size=500)
-    return len(new)
+    new = [record for record in records if record.id not in present]
+    TokenEvent.objects.bulk_create([record_as_model(r) for r in new], batch_size=500)
+    return new
 
 
 def _last_used_update_orm(records: list[TokenEventRecord]) -> None:
