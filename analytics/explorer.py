@@ -159,6 +159,16 @@ def _oldest_first(events: QuerySet[TokenEvent]) -> QuerySet[TokenEvent]:
     return events.order_by("occurred_at", "id")
 
 
+def page_query(
+    events: QuerySet[TokenEvent], *, before: Cursor | None = None, size: int = PAGE_SIZE
+) -> QuerySet[TokenEvent]:
+    """The query of an older page (or the newest): `size + 1` rows from the cursor on; the
+    extra row says whether more exist. bench/explorer.py explains this very query."""
+    if before is not None:
+        events = events.filter(before.older())
+    return _newest_first(events)[: size + 1]
+
+
 @dataclass(frozen=True)
 class EventPage:
     """One page, newest first, and the cursors of the pages either side (None: none)."""
@@ -180,7 +190,7 @@ def events_page(
     size: int = PAGE_SIZE,
 ) -> EventPage:
     """The page of `events` just older than `before`, just newer than `after`, or the
-    newest page. One query of `size + 1` rows; the extra row says whether more exist.
+    newest page, in one query.
 
     A page reached by "newer" that comes back short has reached the top; the newest page
     is shown instead, so the first page always looks the same."""
@@ -190,9 +200,7 @@ def events_page(
             shown = rows[:size][::-1]
             return EventPage(shown, newer=Cursor.of(shown[0]), older=Cursor.of(shown[-1]))
         return events_page(events, size=size)
-    if before is not None:
-        events = events.filter(before.older())
-    rows = list(_newest_first(events)[: size + 1])
+    rows = list(page_query(events, before=before, size=size))
     shown = rows[:size]
     return EventPage(
         shown,

@@ -116,7 +116,7 @@ class EventFilterForm(forms.Form):
         label="Outcome", required=False, choices=_with_any(TokenEvent.Outcome.choices)
     )
     reason = _text("Reason", 32, help_text="A reason code, e.g. bad_secret.")
-    ip = NetworkField(label="Source IP or network", required=False)
+    ip = NetworkField(label="Source IP or CIDR", required=False)
     endpoint = forms.ChoiceField(
         label="Endpoint", required=False, choices=_with_any(TokenEvent.Endpoint.choices)
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC
 
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
@@ -42,6 +43,10 @@ def _rows(events: list) -> list[dict]:
         {
             "event": event,
             "cursor": Cursor.of(event).encode(),
+            # ISO 8601 in UTC; formatted here, not by the template's date filter, which
+            # costs a few ms per page of 50 rows (measured).
+            "time_iso": event.occurred_at.astimezone(UTC).isoformat(),
+            "time_text": f"{event.occurred_at.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}",
             "reason_label": event_reason_label(event.reason),
             "client_linked": event.client_id in registered,
         }
