@@ -97,6 +97,7 @@ INSTALLED_APPS = [
     "tokens",
     "security",
     "analytics",
+    "alerts",
     "dashboard",
 ]
 
