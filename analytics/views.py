@@ -120,10 +120,15 @@ def _export_form(request: HttpRequest) -> EventFilterForm | HttpResponse:
     return HttpResponse(errors, status=400, content_type="text/plain; charset=utf-8")
 
 
+def _csv_cell(value) -> object:
+    # Booleans as in the NDJSON export, not Python's True/False.
+    return ("true" if value else "false") if isinstance(value, bool) else value
+
+
 def _csv_rows(events: Iterator) -> Iterator[list]:
     yield list(EXPORT_FIELDS)
     for event in events:
-        yield list(event_as_dict(event).values())
+        yield [_csv_cell(value) for value in event_as_dict(event).values()]
 
 
 @require_GET

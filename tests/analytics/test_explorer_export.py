@@ -50,6 +50,7 @@ class TestCsvExport:
         assert record["client_id"] == "billing-svc"
         assert record["source_ip"] == "2001:db8::1"
         assert record["secret_id"] == "7"
+        assert record["client_known"] == "false"
         assert record["id"] == str(event.id)
 
     def test_it_applies_the_page_filters(self, viewer_client, make_event):
