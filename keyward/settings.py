@@ -92,6 +92,9 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "audit",
     "clients",
     "tokens",
@@ -108,12 +111,14 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "keyward.middleware.HtmxLoginRedirectMiddleware",
     "keyward.middleware.SessionLifetimeMiddleware",
     "keyward.middleware.NoStoreForUsersMiddleware",
+    "keyward.middleware.TwoFactorMiddleware",
     "axes.middleware.AxesMiddleware",
 ]
 
@@ -181,6 +186,18 @@ AXES_RESET_ON_SUCCESS = True
 # The same client address as the audit trail and the token service (trusted proxies).
 AXES_CLIENT_IP_CALLABLE = "base.http.client_ip"
 AXES_LOCKOUT_CALLABLE = "keyward.views.locked_out"
+# A wrong two-factor code counts as a failed login too (dashboard/views.py); axes keeps the
+# posted form of each failure, so the code is masked like the password.
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "code"]
+
+# Two-factor sign-in (django-otp; dashboard/two_factor.py). With KEYWARD_REQUIRE_2FA on,
+# admins without an authenticator are sent to enrol after login. Off by default in
+# development (bin/dev's demo users log in with a password only), on with DEBUG off.
+KEYWARD_REQUIRE_2FA = env_bool("KEYWARD_REQUIRE_2FA", not DEBUG)
+# Wrong codes one login may try before it is sent back to the password step.
+KEYWARD_2FA_MAX_FAILURES = int(os.environ.get("KEYWARD_2FA_MAX_FAILURES", "5"))
+KEYWARD_2FA_RECOVERY_CODES = 10
+OTP_TOTP_ISSUER = "Keyward"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
