@@ -3,6 +3,7 @@ an admin's reset (dashboard/two_factor.py, keyward/middleware.py TwoFactorMiddle
 
 from __future__ import annotations
 
+import io
 import re
 import time
 from datetime import timedelta
@@ -11,6 +12,7 @@ import pytest
 import time_machine
 from axes.models import AccessAttempt
 from django.contrib.auth.models import Group
+from django.core.management import CommandError, call_command
 from django.test import Client as BrowserClient
 from django.urls import reverse
 from django.utils import timezone
@@ -296,3 +298,19 @@ class TestVerifyRateLimit:
         (attempt,) = AccessAttempt.objects.filter(username="vera-viewer")
         assert attempt.failures_since_start == 3
         assert "000000" not in attempt.post_data
+
+
+class TestResetCommand:
+    def test_it_resets_from_the_command_line(self, viewer, clock):
+        enrol(viewer)
+        out = io.StringIO()
+        call_command("reset_two_factor", "vera-viewer", stdout=out)
+        assert "reset" in out.getvalue()
+        assert not SealedTOTPDevice.objects.filter(user=viewer).exists()
+        (row,) = audit_rows("user.two_factor_reset")
+        assert row.actor_label == "cli"
+
+    def test_it_refuses_an_unknown_user_in_one_line(self, db):
+        with pytest.raises(CommandError) as refused:
+            call_command("reset_two_factor", "nobody")
+        assert refused.value.returncode == 2
