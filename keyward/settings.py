@@ -100,6 +100,7 @@ INSTALLED_APPS = [
     "tokens",
     "security",
     "analytics",
+    "alerts",
     "dashboard",
 ]
 
