@@ -331,7 +331,10 @@ class TestDrainTokenEventsTask:
 
 
 class TestDrainRate:
-    def test_it_ingests_50k_events_in_well_under_10_seconds(self, buffer, capsys):
+    def test_it_ingests_50k_events_in_under_20_seconds(self, buffer, capsys):
+        """A guard against gross regressions, not a benchmark (bin/bench-ingest is). The
+        store maintains nine indexes and the rollups in the same transaction: 3–8 s here
+        on a quiet machine, 11–13 s with the 2 cores shared at load average 8."""
         if connection.vendor != "postgresql":
             pytest.skip("the drain's database is PostgreSQL; SQLite means embedded mode, no drain")
         events = [make_event() for _ in range(50_000)]
@@ -341,4 +344,4 @@ class TestDrainRate:
         elapsed = time.perf_counter() - started
         with capsys.disabled():
             print(f"\ningested 50,000 events in {elapsed:.2f} s ({50_000 / elapsed:,.0f}/s)")
-        assert elapsed < 10
+        assert elapsed < 20
