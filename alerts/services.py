@@ -61,6 +61,9 @@ def _timeline(alert: Alert, *, actor: Actor, kind: str, text: str = "", **detail
 
 
 def _open_count_changed() -> None:
+    # Now (later reads in this transaction) and after commit (a reader in between may have
+    # cached the old count).
+    cache.delete(OPEN_COUNT_CACHE_KEY)
     transaction.on_commit(lambda: cache.delete(OPEN_COUNT_CACHE_KEY))
 
 

@@ -133,6 +133,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "base.roles.role_context",
                 "dashboard.context_processors.pipeline_problems",
+                "alerts.context_processors.open_alerts",
             ],
         },
     }

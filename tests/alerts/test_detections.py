@@ -27,10 +27,17 @@ class TestCatalogue:
     def test_it_defines_every_detection_with_its_texts(self):
         rules = {d.rule for d in CATALOGUE}
         assert rules == {
-            "brute_force", "credential_stuffing", "new_network", "allowlist_violation",
-            "retired_credential", "scope_probing", "volume_anomaly", "token_not_cached",
-            "dormant_client", "sustained_rate_limiting",
-        }  # fmt: skip
+            "brute_force",
+            "credential_stuffing",
+            "new_network",
+            "allowlist_violation",
+            "retired_credential",
+            "scope_probing",
+            "volume_anomaly",
+            "token_not_cached",
+            "dormant_client",
+            "sustained_rate_limiting",
+        }
         for d in CATALOGUE:
             assert d.explanation and d.remediation and d.false_positives and d.signal
             assert d.threshold >= 1 and 60 <= d.window_seconds <= 3600
@@ -66,8 +73,13 @@ class TestBruteForce:
 
     def test_it_ignores_old_failures_even_when_ingested_now(self, make_client, clock):
         client, _ = make_client("Billing")
-        traffic(500, client_id=client.client_id, reason=Reason.BAD_SECRET,
-                end=NOW - timedelta(days=3), source="keycloak")  # fmt: skip
+        traffic(
+            500,
+            client_id=client.client_id,
+            reason=Reason.BAD_SECRET,
+            end=NOW - timedelta(days=3),
+            source="keycloak",
+        )
         detections_evaluate()
         assert alerts("brute_force") == []
 
@@ -81,8 +93,13 @@ class TestBruteForce:
 class TestCredentialStuffing:
     def test_it_fires_on_one_address_trying_many_client_ids(self, clock):
         for n in range(12):
-            traffic(2, client_id=f"guess-{n}", reason=Reason.UNKNOWN_CLIENT, known=False,
-                    ip="203.0.113.66")  # fmt: skip
+            traffic(
+                2,
+                client_id=f"guess-{n}",
+                reason=Reason.UNKNOWN_CLIENT,
+                known=False,
+                ip="203.0.113.66",
+            )
         detections_evaluate()
         (alert,) = alerts("credential_stuffing")
         assert alert.source_network == "203.0.113.66/32" and alert.subject_client_id == ""
@@ -90,16 +107,22 @@ class TestCredentialStuffing:
 
     def test_it_fires_on_a_slash_24_spreading_the_attempts(self, clock):
         for n in range(12):
-            traffic(1, client_id=f"guess-{n}", reason=Reason.UNKNOWN_CLIENT, known=False,
-                    ip=f"203.0.113.{n + 1}")  # fmt: skip
+            traffic(
+                1,
+                client_id=f"guess-{n}",
+                reason=Reason.UNKNOWN_CLIENT,
+                known=False,
+                ip=f"203.0.113.{n + 1}",
+            )
         detections_evaluate()
         (alert,) = alerts("credential_stuffing")
         assert alert.source_network == "203.0.113.0/24" and alert.evidence["addresses"] == 12
 
     def test_it_groups_ipv6_by_slash_64(self, clock):
         for n in range(12):
-            traffic(1, client_id=f"guess-{n}", reason=Reason.BAD_SECRET,
-                    ip=f"2001:db8:1:2::{n + 1:x}")  # fmt: skip
+            traffic(
+                1, client_id=f"guess-{n}", reason=Reason.BAD_SECRET, ip=f"2001:db8:1:2::{n + 1:x}"
+            )
         detections_evaluate()
         (alert,) = alerts("credential_stuffing")
         assert alert.source_network == "2001:db8:1:2::/64"
@@ -168,23 +191,34 @@ class TestScopeProbing:
 class TestSustainedRateLimiting:
     def test_it_fires_on_a_client_limited_minute_after_minute(self, make_client, clock):
         client, _ = make_client("Chatty")
-        traffic(60, client_id=client.client_id, reason=Reason.RATE_LIMITED,
-                spread=timedelta(minutes=6))  # fmt: skip
+        traffic(
+            60, client_id=client.client_id, reason=Reason.RATE_LIMITED, spread=timedelta(minutes=6)
+        )
         detections_evaluate()
         (alert,) = alerts("sustained_rate_limiting")
         assert alert.client == client and alert.evidence["minutes"] >= 5
 
     def test_it_fires_on_an_address_with_unknown_clients(self, clock):
-        traffic(60, client_id="", known=False, reason=Reason.RATE_LIMITED, ip="192.0.2.4",
-                spread=timedelta(minutes=8))  # fmt: skip
+        traffic(
+            60,
+            client_id="",
+            known=False,
+            reason=Reason.RATE_LIMITED,
+            ip="192.0.2.4",
+            spread=timedelta(minutes=8),
+        )
         detections_evaluate()
         (alert,) = alerts("sustained_rate_limiting")
         assert alert.source_network == "192.0.2.4/32"
 
     def test_it_ignores_a_short_burst(self, make_client, clock):
         client, _ = make_client("Chatty")
-        traffic(200, client_id=client.client_id, reason=Reason.RATE_LIMITED,
-                spread=timedelta(seconds=90))  # fmt: skip
+        traffic(
+            200,
+            client_id=client.client_id,
+            reason=Reason.RATE_LIMITED,
+            spread=timedelta(seconds=90),
+        )
         detections_evaluate()
         assert alerts("sustained_rate_limiting") == []
 
@@ -193,8 +227,13 @@ class TestSettingsPerEnvironment:
     def test_a_production_threshold_applies_to_production_clients_only(self, make_client, clock):
         prod, _ = make_client("Prod", environment=Client.Environment.PRODUCTION)
         dev, _ = make_client("Dev", environment=Client.Environment.DEVELOPMENT)
-        detection_setting_update(actor=Actor.cli(), rule="brute_force", environment="production",
-                                 threshold=5, severity="critical")  # fmt: skip
+        detection_setting_update(
+            actor=Actor.cli(),
+            rule="brute_force",
+            environment="production",
+            threshold=5,
+            severity="critical",
+        )
         for client in (prod, dev):
             traffic(8, client_id=client.client_id, reason=Reason.BAD_SECRET)
         detections_evaluate()
@@ -203,8 +242,9 @@ class TestSettingsPerEnvironment:
 
     def test_a_disabled_rule_fires_nowhere(self, make_client, clock):
         client, _ = make_client("Prod")
-        detection_setting_update(actor=Actor.cli(), rule="brute_force", environment="",
-                                 enabled=False)  # fmt: skip
+        detection_setting_update(
+            actor=Actor.cli(), rule="brute_force", environment="", enabled=False
+        )
         traffic(80, client_id=client.client_id, reason=Reason.BAD_SECRET)
         detections_evaluate()
         assert alerts("brute_force") == []

@@ -32,8 +32,9 @@ SUBJECT = Subject(client_id="abc")
 
 
 def raise_at(at, **kwargs):
-    return alert_raise(rule="brute_force", subject=SUBJECT, evidence={"failures": 1},
-                       seen_at=at, now=at, **kwargs)  # fmt: skip
+    return alert_raise(
+        rule="brute_force", subject=SUBJECT, evidence={"failures": 1}, seen_at=at, now=at, **kwargs
+    )
 
 
 class TestDeduplication:
@@ -48,8 +49,13 @@ class TestDeduplication:
 
     def test_the_database_refuses_a_second_active_alert(self, clock):
         alert = raise_at(NOW).alert
-        duplicate = Alert(rule=alert.rule, severity="high", subject_key=alert.subject_key,
-                          first_seen_at=NOW, last_seen_at=NOW)  # fmt: skip
+        duplicate = Alert(
+            rule=alert.rule,
+            severity="high",
+            subject_key=alert.subject_key,
+            first_seen_at=NOW,
+            last_seen_at=NOW,
+        )
         with pytest.raises(IntegrityError), transaction.atomic():
             duplicate.save()
 
@@ -86,8 +92,12 @@ class TestQuietPeriodAndRecurrence:
         assert Alert.objects.count() == 1
         # New attempts do.
         clock.shift(timedelta(minutes=2))
-        traffic(30, client_id=client.client_id, reason=Reason.BAD_SECRET,
-                end=NOW + timedelta(minutes=2, seconds=30))  # fmt: skip
+        traffic(
+            30,
+            client_id=client.client_id,
+            reason=Reason.BAD_SECRET,
+            end=NOW + timedelta(minutes=2, seconds=30),
+        )
         detections_evaluate()
         new = Alert.objects.exclude(pk=old.pk).get()
         assert new.previous == old and new.status == "open"
@@ -98,8 +108,13 @@ class TestQuietPeriodAndRecurrence:
 
 class TestSuppression:
     def test_matches_are_raised_suppressed_and_still_counted(self, clock):
-        suppression_create(actor=Actor.cli(), rule="brute_force", client_id="abc",
-                           reason="pen test", expires_at=NOW + timedelta(hours=1))  # fmt: skip
+        suppression_create(
+            actor=Actor.cli(),
+            rule="brute_force",
+            client_id="abc",
+            reason="pen test",
+            expires_at=NOW + timedelta(hours=1),
+        )
         raise_at(NOW)
         raise_at(NOW + timedelta(minutes=1))
         alert = Alert.objects.get()
@@ -108,14 +123,23 @@ class TestSuppression:
 
     def test_it_suppresses_open_alerts_at_once(self, clock):
         alert = raise_at(NOW).alert
-        suppression_create(actor=Actor.cli(), network="", client_id="abc", reason="known",
-                           expires_at=NOW + timedelta(hours=1))  # fmt: skip
+        suppression_create(
+            actor=Actor.cli(),
+            network="",
+            client_id="abc",
+            reason="known",
+            expires_at=NOW + timedelta(hours=1),
+        )
         alert.refresh_from_db()
         assert alert.status == "suppressed" and alert.timeline.filter(kind="suppressed").exists()
 
     def test_after_expiry_the_next_match_opens_the_alert_again(self, clock):
-        suppression_create(actor=Actor.cli(), client_id="abc", reason="maintenance",
-                           expires_at=NOW + timedelta(minutes=30))  # fmt: skip
+        suppression_create(
+            actor=Actor.cli(),
+            client_id="abc",
+            reason="maintenance",
+            expires_at=NOW + timedelta(minutes=30),
+        )
         raise_at(NOW)
         clock.shift(timedelta(minutes=31))
         raise_at(NOW + timedelta(minutes=31))
@@ -123,8 +147,12 @@ class TestSuppression:
         assert alert.status == "open" and alert.timeline.filter(kind="reopened").exists()
 
     def test_a_network_suppression_covers_smaller_networks_inside_it(self, clock):
-        suppression_create(actor=Actor.cli(), network="203.0.113.0/24", reason="scanner",
-                           expires_at=NOW + timedelta(days=1))  # fmt: skip
+        suppression_create(
+            actor=Actor.cli(),
+            network="203.0.113.0/24",
+            reason="scanner",
+            expires_at=NOW + timedelta(days=1),
+        )
         inside = Subject(network="203.0.113.7/32")
         outside = Subject(network="198.51.100.7/32")
         for subject in (inside, outside):
@@ -133,8 +161,12 @@ class TestSuppression:
         assert statuses == {"203.0.113.7/32": "suppressed", "198.51.100.7/32": "open"}
 
     def test_creating_and_lifting_are_audited(self, clock):
-        s = suppression_create(actor=Actor.cli(), rule="scope_probing", reason="release",
-                               expires_at=NOW + timedelta(hours=2))  # fmt: skip
+        s = suppression_create(
+            actor=Actor.cli(),
+            rule="scope_probing",
+            reason="release",
+            expires_at=NOW + timedelta(hours=2),
+        )
         suppression_lift(actor=Actor.cli(), suppression=s)
         actions = set(AdminAction.objects.values_list("action", flat=True))
         assert {"suppression.create", "suppression.lift"} <= actions
@@ -158,10 +190,15 @@ class TestTriage:
 
     def test_bulk_resolve_writes_one_row_per_alert(self, clock):
         for n in range(3):
-            alert_raise(rule="brute_force", subject=Subject(client_id=f"c{n}"), evidence={},
-                        seen_at=NOW)  # fmt: skip
-        changed = alerts_bulk_update(actor=Actor.cli(), alerts=list(Alert.objects.all()),
-                                     action="resolve", close_reason="false_positive")  # fmt: skip
+            alert_raise(
+                rule="brute_force", subject=Subject(client_id=f"c{n}"), evidence={}, seen_at=NOW
+            )
+        changed = alerts_bulk_update(
+            actor=Actor.cli(),
+            alerts=list(Alert.objects.all()),
+            action="resolve",
+            close_reason="false_positive",
+        )
         assert changed == 3
         assert AdminAction.objects.filter(action="alert.resolve").count() == 3
         assert AlertEvent.objects.filter(kind="resolved").count() == 3
