@@ -101,13 +101,16 @@ def opened_payload(alert: Alert) -> dict:
         f"({alert.environment or 'unknown environment'}). {summary['explanation']} "
         f"{summary['url']}"
     )
-    return {"type": "alert.opened", "text": text, "alert": summary}
+    return {"type": "alert.opened", "text": text, "alert": summary, "alert_ids": [alert.pk]}
 
 
-def update_payload(*, rule: str, alerts: list[Alert], since: datetime | None) -> dict:
+def update_payload(
+    *, rule: str, alerts: list[Alert], since: datetime | None, told: frozenset = frozenset()
+) -> dict:
+    """`told`: ids the previous message already named (they are not new)."""
     detection = detection_get(rule)
     title = detection.title if detection else rule
-    new = [a for a in alerts if since is None or a.created_at > since]
+    new = [a for a in alerts if a.pk not in told and (since is None or a.created_at >= since)]
     active = [a for a in alerts if a.is_active()]
     text = (
         f"{title}: {len(new)} new, {len(active)} active, "
@@ -122,6 +125,7 @@ def update_payload(*, rule: str, alerts: list[Alert], since: datetime | None) ->
         "active": len(active),
         "changed": len(alerts),
         "alerts": [alert_summary(a) for a in alerts[:UPDATE_LISTED]],
+        "alert_ids": [a.pk for a in alerts],
     }
 
 
@@ -132,9 +136,12 @@ def _last_delivery(destination: AlertDestination, rule: str) -> AlertDelivery | 
     return destination.deliveries.filter(rule=rule).order_by("-created_at", "-id").first()
 
 
-def _queue(*, destination: AlertDestination, rule: str, kind: str, payload: dict, alert=None):
+def _queue(
+    *, destination: AlertDestination, rule: str, kind: str, payload: dict, now, alert=None
+) -> AlertDelivery:
+    # created_at is the evaluation's `now`, the clock alerts' updated_at is on too.
     delivery = AlertDelivery.objects.create(
-        destination=destination, alert=alert, rule=rule, kind=kind, payload=payload
+        destination=destination, alert=alert, rule=rule, kind=kind, payload=payload, created_at=now
     )
     # robust: a broker outage leaves a pending row (visible), never fails the evaluation.
     transaction.on_commit(lambda: _enqueue(delivery.pk), robust=True)
@@ -162,6 +169,7 @@ def deliveries_on_open(alert: Alert, *, now: datetime) -> list[AlertDelivery]:
                 kind=AlertDelivery.Kind.OPENED,
                 payload=opened_payload(alert),
                 alert=alert,
+                now=now,
             )
         )
     return queued
@@ -177,18 +185,11 @@ def notifications_plan(*, now: datetime | None = None) -> int:
     cutoff = now - throttle()
     queued = 0
     for destination in AlertDestination.objects.filter(enabled=True):
-        latest = _latest_per_rule(destination)
-        for rule, last_at in latest.items():
-            if last_at > cutoff:
+        for rule in destination.deliveries.values_list("rule", flat=True).distinct().order_by():
+            last = _last_delivery(destination, rule)
+            if last.created_at > cutoff:
                 continue
-            alerts = [
-                alert
-                for alert in Alert.objects.filter(rule=rule, updated_at__gt=last_at)
-                .exclude(status=Alert.Status.SUPPRESSED)
-                .select_related("client")
-                .order_by("-last_seen_at")
-                if destination.routes(severity=alert.severity, environment=alert.environment)
-            ]
+            alerts = _changed_since(destination, rule, last)
             if not alerts:
                 continue
             with transaction.atomic():
@@ -196,17 +197,37 @@ def notifications_plan(*, now: datetime | None = None) -> int:
                     destination=destination,
                     rule=rule,
                     kind=AlertDelivery.Kind.UPDATE,
-                    payload=update_payload(rule=rule, alerts=alerts, since=last_at),
+                    payload=update_payload(
+                        rule=rule,
+                        alerts=alerts,
+                        since=last.created_at,
+                        told=frozenset(last.payload.get("alert_ids", [])),
+                    ),
+                    now=now,
                 )
             queued += 1
     return queued
 
 
-def _latest_per_rule(destination: AlertDestination) -> dict[str, datetime]:
-    from django.db.models import Max
+def _changed_since(destination: AlertDestination, rule: str, last: AlertDelivery) -> list[Alert]:
+    """Alerts of `rule` this destination routes that changed since `last` told about them.
 
-    rows = destination.deliveries.values("rule").annotate(last=Max("created_at"))
-    return {row["rule"]: row["last"] for row in rows}
+    Alerts raised in the same evaluation as `last` share its timestamp, so the test is
+    "changed at or after it, and not already in it unchanged".
+    """
+    told = set(last.payload.get("alert_ids", []))
+    candidates = (
+        Alert.objects.filter(rule=rule, updated_at__gte=last.created_at)
+        .exclude(status=Alert.Status.SUPPRESSED)
+        .select_related("client")
+        .order_by("-last_seen_at")
+    )
+    return [
+        alert
+        for alert in candidates
+        if not (alert.pk in told and alert.updated_at <= last.created_at)
+        and destination.routes(severity=alert.severity, environment=alert.environment)
+    ]
 
 
 # --- Sending -----------------------------------------------------------------------------
