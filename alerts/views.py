@@ -166,19 +166,27 @@ def detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "alerts/detail.html", context)
 
 
-HIDDEN_EVIDENCE = {"sample_event_ids", "first_event_at", "last_event_at", "window_seconds"}
+HIDDEN_EVIDENCE = {"sample_event_ids", "first_event_at", "last_event_at", "window_seconds", "what"}
+# Shown after the rule's own numbers, in this order (PostgreSQL's jsonb keeps no key order).
+COMMON_EVIDENCE = ("observed", "threshold", "events", "minimum", "window")
+EVIDENCE_LABELS = {
+    "observed": "compared with the threshold",
+    "events": "matching events",
+    "minimum": "minimum events",
+}
 
 
 def _evidence_rows(evidence: dict) -> list[tuple[str, str]]:
+    """The rule's own numbers first (alphabetically), then the common ones."""
+    own = sorted(k for k in evidence if k not in HIDDEN_EVIDENCE and k not in COMMON_EVIDENCE)
     rows = []
-    for key, value in evidence.items():
-        if key in HIDDEN_EVIDENCE:
-            continue
+    for key in [*own, *(k for k in COMMON_EVIDENCE if k in evidence)]:
+        value = evidence[key]
         if isinstance(value, list):
             value = ", ".join(str(v) for v in value) or "—"
         elif isinstance(value, dict):
             value = ", ".join(f"{k}: {v}" for k, v in value.items())
-        rows.append((key.replace("_", " "), str(value)))
+        rows.append((EVIDENCE_LABELS.get(key, key.replace("_", " ")), str(value)))
     return rows
 
 
