@@ -83,7 +83,7 @@ class TestInbox:
 class TestNavigationCount:
     def test_every_page_shows_the_open_count(self, attacked, viewer_client):
         page = viewer_client.get(reverse("clients:list")).content.decode()
-        assert 'id="nav-alert-count"' in page and ">1</span>" in page
+        assert 'id="nav-alerts"' in page and ">1</span>" in page
 
     def test_the_polled_badge_follows_changes(self, attacked, operator_client):
         _client, alert = attacked

@@ -69,7 +69,7 @@ class TestAttackToResponse:
         alert = Alert.objects.get(rule="brute_force")
 
         log_in(page, base, make_user("olga-operator", "operator").username)
-        expect(page.locator("#nav-alert-count")).to_have_text("1")
+        expect(page.locator("#nav-alerts .nav-count")).to_have_text("1")
         page.get_by_role("link", name=re.compile("^Alerts")).click()
         row = page.locator(f"#alert-{alert.pk}")
         expect(row).to_contain_text("Brute force on one client")
