@@ -233,8 +233,14 @@ class TestResponses:
 class TestSettingsPage:
     def test_everyone_reads_the_catalogue(self, viewer_client):
         page = viewer_client.get(reverse("alerts:settings")).content.decode()
-        assert "Brute force on one client" in page and "not evaluated yet" in page
+        assert "Brute force on one client" in page
+        assert page.count("not evaluated yet") == 4  # the rollup-based ones only
         assert "Only admins can change them" in page
+
+    def test_admins_get_a_form_per_rule_and_environment(self, admin_client):
+        page = admin_client.get(reverse("alerts:settings")).content.decode()
+        assert page.count('<form method="post" id="set-') == 10 * 4
+        assert 'form="set-brute_force-production"' in page and "Only admins" not in page
 
     def test_admins_change_a_threshold_and_it_is_audited(self, admin_client, admin_user):
         data = {

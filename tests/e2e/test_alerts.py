@@ -15,10 +15,13 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.utils import timezone
 from playwright.sync_api import expect
 
+from alerts.detections import Subject
 from alerts.evaluation import after_batch_drained
 from alerts.models import Alert
+from alerts.services import alert_raise
 from audit.services import Actor
 from clients import services
 from clients.models import Client
@@ -43,6 +46,15 @@ def victim(role_groups):
         environment="production",
         scopes=[scope],
         owner_email="billing@example.com",
+    )
+
+
+def raise_alert(client_id: str) -> None:
+    alert_raise(
+        rule="scope_probing",
+        subject=Subject(client_id=client_id),
+        evidence={},
+        seen_at=timezone.now(),
     )
 
 
@@ -76,6 +88,19 @@ class TestAttackToResponse:
         expect(row).to_contain_text("Billing service")
         shoot(page, "alerts-inbox")
 
+        # The list is live: a new alert shows up when the region polls (here: the tab
+        # becoming visible again, which polls at once) ...
+        raise_alert("live-1")
+        page.evaluate("document.dispatchEvent(new CustomEvent('kw:visible'))")
+        expect(page.locator("#alert-results")).to_contain_text("live-1")
+        # ... and a hidden tab does not poll.
+        page.evaluate("Object.defineProperty(document, 'hidden', {value: true})")
+        raise_alert("live-2")
+        page.evaluate("document.dispatchEvent(new CustomEvent('kw:visible'))")
+        page.wait_for_timeout(1000)
+        expect(page.locator("#alert-results")).not_to_contain_text("live-2")
+        page.reload()
+
         row.get_by_role("link", name="Brute force on one client").click()
         expect(page.get_by_text("25 requests presented a wrong secret")).to_be_visible()
         expect(page.locator("table.striped tbody tr")).to_have_count(5)
@@ -89,3 +114,6 @@ class TestAttackToResponse:
 
         refusal = refused_within(base, client.client_id, secret, REFUSAL_DEADLINE)
         assert refusal.status_code == 401 and refusal.json()["error"] == "invalid_client"
+
+        page.goto(f"{base}/alerts/settings/")
+        shoot(page, "alerts-settings")
