@@ -36,7 +36,7 @@ from django.utils import timezone
 
 from .crypto import secret_decrypt
 from .detections import detection_get
-from .models import Alert, AlertDelivery, AlertDestination
+from .models import Alert, AlertDelivery, AlertDestination, AlertEvent
 
 log = logging.getLogger("keyward.alerts")
 
@@ -323,10 +323,19 @@ def delivery_send(delivery_id: int, *, final_attempt: bool = True) -> bool:
         )
         log.warning("alert delivery %s attempt %s failed: %s", delivery_id, delivery.attempts, exc)
         raise
-    AlertDelivery.objects.filter(pk=delivery_id).update(
-        status=AlertDelivery.Status.SENT,
-        sent_at=timezone.now(),
-        response_code=status_code,
-        last_error="",
-    )
+    with transaction.atomic():
+        AlertDelivery.objects.filter(pk=delivery_id).update(
+            status=AlertDelivery.Status.SENT,
+            sent_at=timezone.now(),
+            response_code=status_code,
+            last_error="",
+        )
+        if delivery.alert_id is not None:
+            AlertEvent.objects.create(
+                alert_id=delivery.alert_id,
+                kind=AlertEvent.Kind.NOTIFIED,
+                actor_label="system",
+                text=f"Sent to {destination.name} ({destination.get_kind_display().lower()}).",
+                details={"delivery": delivery.pk},
+            )
     return True

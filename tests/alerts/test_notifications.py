@@ -133,6 +133,8 @@ class TestSignatures:
         assert not verify(body, header, secret, now=stamp + 301)
         payload = json.loads(body)
         assert payload["type"] == "alert.opened" and payload["text"].startswith("[HIGH]")
+        notified = AlertDelivery.objects.get().alert.timeline.get(kind="notified")
+        assert notified.text == "Sent to oncall (webhook)."
 
     @pytest.mark.skipif(shutil.which("node") is None, reason="needs Node.js")
     def test_the_node_verifier_from_the_docs_accepts_a_delivery(self, webhook, receiver, tmp_path):
