@@ -202,3 +202,13 @@ class TestTriage:
         assert changed == 3
         assert AdminAction.objects.filter(action="alert.resolve").count() == 3
         assert AlertEvent.objects.filter(kind="resolved").count() == 3
+
+
+class TestAfterDrainHook:
+    def test_it_evaluates_at_most_once_per_interval(self, make_client, clock):
+        from alerts.evaluation import after_batch_drained
+
+        client, _ = make_client()
+        traffic(30, client_id=client.client_id, reason=Reason.BAD_SECRET)
+        assert after_batch_drained()["opened"] == 1
+        assert after_batch_drained() is None  # a second batch right after: skipped
