@@ -165,10 +165,12 @@ class DestinationForm(forms.Form):
     target = forms.CharField(
         max_length=500, help_text="Email addresses (comma-separated) or the webhook's URL."
     )
-    min_severity = forms.ChoiceField(choices=Severity.choices, initial=Severity.HIGH)
+    min_severity = forms.ChoiceField(
+        choices=Severity.choices, initial=Severity.HIGH, label="Minimum severity"
+    )
     environments = forms.MultipleChoiceField(
+        label="Environments (none ticked: all)",
         required=False,
         choices=Client.Environment.choices,
         widget=forms.CheckboxSelectMultiple,
-        help_text="None ticked: every environment.",
     )

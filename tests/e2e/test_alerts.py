@@ -117,3 +117,23 @@ class TestAttackToResponse:
 
         page.goto(f"{base}/alerts/settings/")
         shoot(page, "alerts-settings")
+
+
+class TestAdminPages:
+    def test_an_admin_adds_a_webhook_and_sees_its_secret_once(self, live_server, page, role_groups):
+        base = live_server.url
+        log_in(page, base, make_user("ada-admin", "admin").username)
+        page.goto(f"{base}/alerts/destinations/")
+        shoot(page, "alerts-destinations")
+        page.get_by_label("Name").fill("On-call Slack")
+        page.get_by_label("Kind").select_option("webhook")
+        page.get_by_label("Target").fill("https://hooks.example.com/services/T0/B0/x")
+        page.get_by_role("button", name="Add destination").click()
+        secret = page.locator("#webhook-secret").inner_text().strip()
+        assert secret.startswith("whsec_")
+        shoot(page, "alerts-destination-secret")
+        page.get_by_role("link", name="Done").click()
+        expect(page.get_by_role("heading", name=re.compile("On-call Slack"))).to_be_visible()
+        assert secret not in page.content()
+        page.goto(f"{base}/alerts/suppressions/")
+        shoot(page, "alerts-suppressions")
