@@ -16,6 +16,7 @@ from pathlib import Path
 import orjson
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
 
 from audit.models import TokenEvent
 from clients.models import Client
@@ -248,6 +249,26 @@ class TestRefusedLines:
         assert counts["rejected"] == 1
         assert "the gzip stream ends or breaks after line" in err
         assert TokenEvent.objects.count() == counts["ingested"]
+
+    def test_a_row_the_database_refuses_costs_only_its_own_line(self, tmp_path):
+        # A constraint the record's validation knows nothing about: the batch fails, and is
+        # rewritten one record at a time.
+        table = TokenEvent._meta.db_table
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"ALTER TABLE {table} ADD CONSTRAINT test_no_poison CHECK (client_id <> 'poison')"
+            )
+        try:
+            lines = [keycloak_line(at=time.time() - i) for i in range(10)]
+            lines[4] = keycloak_line(at=time.time(), client="poison")
+            path = write_lines(tmp_path / "events.jsonl", lines)
+            out, err = ingest(str(path), "--format", "keycloak")
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute(f"ALTER TABLE {table} DROP CONSTRAINT test_no_poison")
+        assert summary(out)["ingested"] == 9
+        assert err.startswith("line 5: refused by the database (")
+        assert not TokenEvent.objects.filter(client_id="poison").exists()
 
     def test_duplicates_within_one_file_are_stored_once(self, tmp_path):
         line = keycloak_line(at=time.time())
