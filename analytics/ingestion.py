@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 import orjson
+import psycopg
 from django.conf import settings
 from django.db import DataError, IntegrityError
 
@@ -287,7 +288,9 @@ def _batch_write(entries: list[tuple[int, TokenEventRecord]], report: IngestRepo
     report.duplicates += len(records) - inserted
 
 
-_ROW_ERRORS = (DataError, IntegrityError, ValueError)
+# As in tokens/drain.py: errors a bad row causes. COPY is psycopg's own API, so its errors
+# arrive unwrapped; an unreachable database (OperationalError) is not one of them.
+_ROW_ERRORS = (DataError, IntegrityError, psycopg.DataError, psycopg.IntegrityError, ValueError)
 
 
 def _records_write_one_by_one(entries, report: IngestReport) -> int:

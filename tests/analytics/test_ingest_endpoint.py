@@ -10,6 +10,7 @@ import logging
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.test import Client as HttpClient
 from django.utils import timezone
 
@@ -301,6 +302,25 @@ class TestSizeLimits:
         settings.KEYWARD_INGEST_MAX_BYTES = len(body)
         settings.KEYWARD_INGEST_MAX_DECOMPRESSED_BYTES = len(body)
         assert post(body, plain).status_code == 202
+
+
+class TestDatabaseDown:
+    def test_it_answers_503_to_retry_not_500(self, plain):
+        # A real outage: the connection is pointed at a port nothing listens on.
+        body = ndjson(fresh_events("keycloak", 3))
+        connection.close()
+        real_port = connection.settings_dict["PORT"]
+        connection.settings_dict["PORT"] = "1"
+        try:
+            response = post(body, plain)
+        finally:
+            connection.close()
+            connection.settings_dict["PORT"] = real_port
+        assert response.status_code == 503
+        assert response["Retry-After"] == "5"
+        assert response.json()["error"] == "temporarily_unavailable"
+        # Retrying once the database is back stores the events, once.
+        assert post(body, plain).json()["ingested"] == 3
 
 
 class TestTheTokenStaysSecret:
