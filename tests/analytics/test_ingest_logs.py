@@ -290,3 +290,11 @@ def test_an_okta_row_holds_the_token_id_and_user_agent():
     assert row.jti.startswith("AT.")
     assert row.user_agent == "python-requests/2.32.3"
     assert row.scopes_granted == "inventory.read inventory.write"
+
+
+def test_ingested_events_show_in_the_explorer_with_their_source(viewer_client):
+    ingest(str(SAMPLE_FILES["auth0"]), "--format", "auth0", "--shift-to-now")
+    page = viewer_client.get("/analytics/events/?source=auth0&range=24h").content.decode()
+    assert "AaiyAPdpYdesoKnqjj8HJqRn4T5titww" in page
+    assert "service_not_enabled_within" in page
+    assert viewer_client.get("/analytics/events/?source=okta&range=24h").status_code == 200
