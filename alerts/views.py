@@ -8,6 +8,7 @@ entry in the same transaction.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -123,8 +124,7 @@ def bulk(request: HttpRequest) -> HttpResponse:
 
 
 def _explorer_url(alert: Alert) -> str:
-    from datetime import timedelta
-
+    """The events explorer filtered to the alert's subject, a few minutes either side."""
     margin = timedelta(seconds=EXPLORER_MARGIN_SECONDS)
     params = {
         "from": (alert.first_seen_at - margin).isoformat(),
@@ -133,9 +133,8 @@ def _explorer_url(alert: Alert) -> str:
     if alert.subject_client_id:
         params["client_id"] = alert.subject_client_id
     if alert.source_network:
-        params["source_ip"] = alert.source_network
-    # The explorer's URL (analytics:events) is not mounted yet on every branch.
-    return "/analytics/events/?" + urlencode(params)
+        params["ip"] = alert.source_network
+    return reverse("analytics:events") + "?" + urlencode(params)
 
 
 @require_GET

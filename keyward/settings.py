@@ -321,6 +321,12 @@ KEYWARD_DRAIN_FALLBACK_SECONDS = float(os.environ.get("KEYWARD_DRAIN_FALLBACK_SE
 # destination hears about one rule at most once per throttle period (then in updates).
 KEYWARD_ALERT_QUIET_SECONDS = int(os.environ.get("KEYWARD_ALERT_QUIET_SECONDS", "3600"))
 KEYWARD_ALERT_THROTTLE_SECONDS = int(os.environ.get("KEYWARD_ALERT_THROTTLE_SECONDS", "600"))
+# Log ingestion (POST /analytics/api/ingest): the largest body accepted as sent, and once
+# gzip is undone (a 413 above either). docs/events.md documents both for senders.
+KEYWARD_INGEST_MAX_BYTES = int(os.environ.get("KEYWARD_INGEST_MAX_BYTES", str(10 * 1024 * 1024)))
+KEYWARD_INGEST_MAX_DECOMPRESSED_BYTES = int(
+    os.environ.get("KEYWARD_INGEST_MAX_DECOMPRESSED_BYTES", str(100 * 1024 * 1024))
+)
 
 # Token service.
 KEYWARD_TRUSTED_PROXIES = env_list("KEYWARD_TRUSTED_PROXIES", [])

@@ -8,6 +8,8 @@ import re
 import pytest
 from django.urls import reverse
 
+from analytics.ingestion_tokens import ingestion_token_create
+from audit.services import Actor
 from security.models import SecretFinding
 from tests.dashboard.test_role_matrix import ALL_URLS
 
@@ -29,7 +31,9 @@ def url_args(make_client, make_scope, admin_user):
     client, _secret = make_client("CSP", scopes=[scope])
     SecretFinding.objects.create(kind=SecretFinding.Kind.CLIENT_DORMANT, client=client)
     alert, suppression, destination = _alert_objects(client)
+    token, _plain = ingestion_token_create(actor=Actor.cli(), name="CSP", source="csp")
     return {
+        "token_id": token.pk,
         # `pk` is an alert's, except on the suppression and destination pages (by URL name).
         "pk": alert.pk,
         "pk:alerts:suppression_lift": suppression.pk,
