@@ -1,4 +1,4 @@
-"""TokenEvent now belongs to analytics (see analytics/migrations/0001_initial.py, which
+"""TokenEvent now belongs to analytics (see analytics/migrations/0002_tokenevent_from_audit.py, which
 copies the rows into its own table first). audit forgets the model and drops the old table;
 backwards, the table is recreated empty here and analytics' migration copies the rows back.
 """
@@ -17,7 +17,7 @@ def table_recreate(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [
         ("audit", "0003_tokenevent_source"),
-        ("analytics", "0001_initial"),
+        ("analytics", "0002_tokenevent_from_audit"),
     ]
 
     operations = [

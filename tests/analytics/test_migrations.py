@@ -1,7 +1,7 @@
 """Moving TokenEvent from audit to analytics keeps every row.
 
-The test database is migrated back to the schema before the move (audit 0003, no analytics
-tables), filled through the models of that state, and migrated forward again. It runs on
+The test database is migrated back to the schema before the move (audit 0003, analytics 0001:
+no event tables), filled through the models of that state, and migrated forward again. It runs on
 the suite's database (PostgreSQL in bin/test, SQLite when DATABASE_URL is empty) and always
 ends at the latest migrations, so the tests after it see the usual schema.
 """
@@ -18,7 +18,7 @@ from django.db.migrations.executor import MigrationExecutor
 from analytics.models import TokenEvent
 from analytics.partitions import partitions_existing
 
-BEFORE_MOVE = [("audit", "0003_tokenevent_source"), ("analytics", None)]
+BEFORE_MOVE = [("audit", "0003_tokenevent_source"), ("analytics", "0001_ingestion_tokens")]
 OLD_DAY = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 pytestmark = pytest.mark.migrations

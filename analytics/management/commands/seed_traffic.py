@@ -5,8 +5,7 @@ from __future__ import annotations
 import time
 
 from django.core.management.base import BaseCommand, CommandError
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from tqdm import tqdm
 
 from analytics.seed import seed_clients, seed_events
 
@@ -19,34 +18,29 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--clients", type=int, default=100)
-        parser.add_argument("--events", type=int, default=100_000)
+        parser.add_argument("--clients", type=int, default=10_000)
+        parser.add_argument("--events", type=int, default=10_000_000)
         parser.add_argument("--days", type=float, default=30)
         parser.add_argument("--seed", type=int, default=None, help="Random seed (repeatable).")
 
     def handle(self, *args, clients: int, events: int, days: float, seed, **options) -> None:
         if clients < 1 or events < 0 or not 0 < days <= 3650:
             raise CommandError("need --clients ≥ 1, --events ≥ 0 and 0 < --days ≤ 3650")
-        console = Console(file=self.stdout._out, stderr=False)
-        with console.status(f"Creating {clients:,} clients"):
-            pool = seed_clients(clients)
-        console.print(f"{len(pool):,} seed clients ready")
-        columns = (
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-        )
+        self.stdout.write(f"Creating or reusing {clients:,} seed clients …")
+        pool = seed_clients(clients)
         begun = time.monotonic()
-        with Progress(*columns, console=console, transient=False) as progress:
-            task = progress.add_task("events (COPY)", total=events)
+        # The bar on stderr (tqdm turns itself off when that is not a terminal), the steps
+        # and the summary on stdout.
+        with tqdm(total=events, unit=" events", unit_scale=True, desc="COPY") as bar:
             seconds = seed_events(
                 clients=pool,
                 events=events,
                 days=days,
                 seed=seed,
-                progress=lambda n: progress.advance(task, n),
-                step=lambda what: console.print(f"{time.monotonic() - begun:7.1f} s  {what}"),
+                progress=bar.update,
+                step=lambda what: self.stdout.write(f"{time.monotonic() - begun:7.1f} s  {what}"),
             )
         rate = events / seconds if seconds else 0
-        console.print(f"{events:,} events over {days:g} days in {seconds:.1f} s ({rate:,.0f}/s)")
+        self.stdout.write(
+            f"{events:,} events over {days:g} days in {seconds:.1f} s ({rate:,.0f}/s)"
+        )

@@ -23,7 +23,7 @@ def rollups_backfill(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("analytics", "0001_initial"),
+        ("analytics", "0002_tokenevent_from_audit"),
     ]
 
     operations = [

@@ -120,9 +120,8 @@ def content_type_move_back(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    initial = True
-
     dependencies = [
+        ("analytics", "0001_ingestion_tokens"),
         ("audit", "0003_tokenevent_source"),
         ("contenttypes", "0002_remove_content_type_name"),
     ]
