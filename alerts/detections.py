@@ -5,24 +5,28 @@ window and minimum count, a plain-words explanation (a template filled from the 
 evidence), the remediation and the known false positives. The defaults below are what
 docs/alerts.md lists; admins override them per environment (DetectionSetting).
 
-Evaluation reads only recent raw events, judged by their own time (`occurred_at`), never
-older than RECENT_HORIZON: a backfill of old logs can feed baselines but never raises an
-alert. Rules that need per-minute/per-hour rollups (new network, volume anomaly, dormant
-client) are in the catalogue with `evaluate=None` until the rollups exist.
+Evaluation reads only recent activity, judged by the events' own time (`occurred_at`),
+never older than RECENT_HORIZON: a backfill of old logs never raises an alert. What is
+usual for a client (its networks, its volume at this time of the week, its last success)
+comes from the rollups (analytics.models), which backfilled history feeds like live
+traffic, so it is the baseline; their size does not grow with the number of events.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import math
+import statistics
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.db.models import Count, Max, Min, Q
+from django.db.models import Count, Max, Min, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import TruncMinute
 
-from analytics.models import TokenEvent
+from analytics.models import SourceNetwork, TokenEvent, TrafficHour, TrafficMinute
+from analytics.rollups import network_of as rollup_network_of
 from clients.models import Client, ScopeGrant
 
 from .models import ENVIRONMENT_ANY, DetectionSetting, Severity
@@ -94,8 +98,7 @@ class Detection:
     explanation: str
     remediation: str
     false_positives: str
-    evaluate: Callable[..., list[Finding]] | None = None
-    needs: str = ""  # what it waits for when evaluate is None
+    evaluate: Callable[..., list[Finding]]
 
     def defaults(self) -> Config:
         return Config(True, self.threshold, self.window_seconds, self.minimum, self.severity)
@@ -440,9 +443,359 @@ def sustained_rate_limiting(config: Config, now: datetime) -> list[Finding]:
     return findings
 
 
-# --- The catalogue ---------------------------------------------------------------------
+# --- Evaluations over rollups and history --------------------------------------------------
+# What happened recently is read from the window (raw events or minute rollups); what is
+# usual from the rollups (SourceNetwork, TrafficHour), whose size does not grow with the
+# number of events. Backfilled history feeds these rollups like live traffic, so it is
+# the baseline; only activity inside the window can fire.
 
-ROLLUPS = "per-minute and per-hour rollups (analytics)"
+NEW_NETWORK_LEARNING = timedelta(days=14)
+VOLUME_BASELINE_WEEKS = 4
+WEEK = timedelta(days=7)
+HOUR = timedelta(hours=1)
+# Robust scale of a normal distribution from its MAD.
+MAD_TO_SIGMA = 1.4826
+
+
+def _successes(config: Config, now: datetime) -> Q:
+    return _recent(
+        config, now, outcome=TokenEvent.Outcome.SUCCESS, endpoint=TokenEvent.Endpoint.TOKEN
+    )
+
+
+def new_network(config: Config, now: datetime) -> list[Finding]:
+    """Successful tokens from a /24 (/48) the client had not used before the window.
+
+    1. Recent successes per (client_id, address), grouped by network (raw window).
+    2. SourceNetwork: the network's first sighting for the client (any source, any
+       outcome) and the client's earliest sighting of all (its learning period).
+    3. New: first seen inside the window, the client known for longer than the learning
+       period, and the addresses not inside the client's allowlist.
+    """
+    where = _successes(config, now) & Q(source_ip__isnull=False)
+    rows = (
+        TokenEvent.objects.filter(where)
+        .values("client_id", "source_ip")
+        .annotate(n=Count("id"), first=Min("occurred_at"), last=Max("occurred_at"))
+    )
+    recent: dict[tuple[str, str], dict] = {}
+    for row in rows:
+        key = (row["client_id"], rollup_network_of(row["source_ip"]))
+        acc = recent.setdefault(
+            key, {"n": 0, "first": row["first"], "last": row["last"], "addresses": set()}
+        )
+        acc["n"] += row["n"]
+        acc["first"], acc["last"] = min(acc["first"], row["first"]), max(acc["last"], row["last"])
+        acc["addresses"].add(row["source_ip"])
+    if not recent:
+        return []
+    seen = (
+        SourceNetwork.objects.filter(client_id__in={client_id for client_id, _ in recent})
+        .values("client_id", "network")
+        .annotate(first=Min("first_seen"))
+    )
+    network_first = {(row["client_id"], row["network"]): row["first"] for row in seen}
+    client_first: dict[str, datetime] = {}
+    for (client_id, _network), first in network_first.items():
+        client_first[client_id] = min(first, client_first.get(client_id, first))
+    allowlists = {
+        client.client_id: client.allowed_networks
+        for client in Client.objects.filter(client_id__in={c for c, _ in recent})
+    }
+    window_start = now - config.window
+    findings = []
+    for (client_id, network), acc in recent.items():
+        first = network_first.get((client_id, network), acc["first"])
+        learning = client_first.get(client_id, acc["first"]) > now - NEW_NETWORK_LEARNING
+        if first <= window_start or learning or acc["n"] < config.threshold:
+            continue
+        if acc["n"] < config.minimum or _inside(acc["addresses"], allowlists.get(client_id)):
+            continue
+        findings.append(
+            Finding(
+                subject=Subject(client_id=client_id, network=network),
+                first_seen_at=acc["first"],
+                last_seen_at=acc["last"],
+                observed=acc["n"],
+                events=acc["n"],
+                evidence={
+                    "successes": acc["n"],
+                    "network": network,
+                    "addresses": sorted(acc["addresses"])[:10],
+                    "learning_days": NEW_NETWORK_LEARNING.days,
+                    "known_networks": sum(1 for c, _ in network_first if c == client_id) - 1,
+                },
+                sample_filter=where
+                & Q(client_id=client_id, source_ip__in=sorted(acc["addresses"])),
+            )
+        )
+    return findings
+
+
+def _inside(addresses: set[str], allowlist: list[str] | None) -> bool:
+    """Every address inside one of the allowlist's networks (an empty list allows all,
+    but then nothing is 'inside' it: the client has no declared home)."""
+    if not allowlist:
+        return False
+    networks = [ipaddress.ip_network(cidr, strict=False) for cidr in allowlist]
+    return all(
+        any(ipaddress.ip_address(a) in net for net in networks if net.version == v)
+        for a in addresses
+        for v in [ipaddress.ip_address(a).version]
+    )
+
+
+def dormant_client(config: Config, now: datetime) -> list[Finding]:
+    """A registered client's first successful token after `threshold` days without one.
+
+    Its last success before the window comes from TrafficHour (kept for the rollup
+    retention, a year, where raw events are kept 30 days): one index probe per client, the
+    newest hour bucket before the window (a correlated subquery).
+    """
+    where = _successes(config, now)
+    recent = {
+        row["client_id"]: row
+        for row in TokenEvent.objects.filter(where)
+        .values("client_id")
+        .annotate(n=Count("id"), first=Min("occurred_at"), last=Max("occurred_at"))
+    }
+    if not recent:
+        return []
+    window_hour = _hour(now - config.window)
+    previous = TrafficHour.objects.filter(
+        client_id=OuterRef("client_id"),
+        outcome=TokenEvent.Outcome.SUCCESS,
+        endpoint=TokenEvent.Endpoint.TOKEN,
+        bucket__lt=window_hour,
+    ).order_by("-bucket")
+    last_success = dict(
+        Client.objects.filter(client_id__in=list(recent))
+        .annotate(previous=Subquery(previous.values("bucket")[:1]))
+        .filter(previous__isnull=False)
+        .values_list("client_id", "previous")
+    )
+    findings = []
+    for client_id, previous_bucket in last_success.items():
+        row = recent[client_id]
+        # The end of the bucket: the most generous idle time the rollup cannot refute.
+        idle = row["first"] - (previous_bucket + HOUR)
+        if idle < timedelta(days=config.threshold) or row["n"] < config.minimum:
+            continue
+        findings.append(
+            Finding(
+                subject=Subject(client_id=client_id),
+                first_seen_at=row["first"],
+                last_seen_at=row["last"],
+                observed=idle.days,
+                events=row["n"],
+                evidence={
+                    "idle_days": idle.days,
+                    "previous_success": previous_bucket.date().isoformat(),
+                    "successes": row["n"],
+                },
+                sample_filter=where & Q(client_id=client_id),
+            )
+        )
+    return findings
+
+
+def _hour(moment: datetime) -> datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+@dataclass
+class _Volume:
+    """One client's recent successful tokens against its own history."""
+
+    client_id: str
+    observed: int
+    first: datetime
+    last: datetime
+    weeks: list[float]  # the same window 1–4 weeks back, estimated from hour buckets
+    addresses: int
+    lifetime: int
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.weeks)
+
+    @property
+    def mad(self) -> float:
+        return statistics.median(abs(w - self.median) for w in self.weeks)
+
+    @property
+    def score(self) -> float:
+        """MADs above the median. The scale has floors: with 1–4 weeks the MAD is often 0,
+        and counts vary at least like a Poisson process (√median) and by 10 %."""
+        scale = max(MAD_TO_SIGMA * self.mad, math.sqrt(self.median), 0.1 * self.median, 1.0)
+        return (self.observed - self.median) / scale
+
+    def per_lifetime(self, count: float, window: timedelta) -> float:
+        """Tokens per token lifetime at the rate of `count` per window."""
+        return count * min(self.lifetime, window.total_seconds()) / window.total_seconds()
+
+    def replicas(self, window: timedelta) -> int:
+        """Usual consumers: tokens per lifetime in the baseline (a caching replica takes
+        one per lifetime), at least the addresses calling now."""
+        return max(1, self.addresses, round(self.per_lifetime(self.median, window)))
+
+
+def _volumes(config: Config, now: datetime) -> tuple[list[_Volume], Q]:
+    """Clients with at least `minimum` successes in the window and a week of history.
+
+    Three reads: the window's minute rollups (which clients are busy), the hour rollups
+    of the same window 1–4 weeks back (two buckets per week, weighted by their overlap),
+    and SourceNetwork for how long each client has been seen (weeks before a client
+    existed are not zeros).
+    """
+    window = config.window
+    start = now - window
+    busy = (
+        TrafficMinute.objects.filter(
+            bucket__gt=start - timedelta(minutes=1),
+            bucket__lte=now,
+            outcome=TokenEvent.Outcome.SUCCESS,
+            endpoint=TokenEvent.Endpoint.TOKEN,
+        )
+        .values("client_id")
+        .annotate(n=Sum("count"), first=Min("bucket"), last=Max("bucket"))
+        .filter(n__gte=config.minimum)
+    )
+    recent = {row["client_id"]: row for row in busy}
+    where = _successes(config, now)
+    if not recent:
+        return [], where
+    spans = {week: (start - week * WEEK, now - week * WEEK) for week in range(1, 5)}
+    buckets = {b for s, e in spans.values() for b in (_hour(s), _hour(e))}
+    counts: dict[tuple[str, datetime], int] = defaultdict(int)
+    for row in (
+        TrafficHour.objects.filter(
+            client_id__in=list(recent),
+            bucket__in=buckets,
+            outcome=TokenEvent.Outcome.SUCCESS,
+            endpoint=TokenEvent.Endpoint.TOKEN,
+        )
+        .values("client_id", "bucket")
+        .annotate(n=Sum("count"))
+    ):
+        counts[(row["client_id"], row["bucket"])] += row["n"]
+    since = dict(
+        SourceNetwork.objects.filter(client_id__in=list(recent))
+        .values("client_id")
+        .annotate(first=Min("first_seen"))
+        .values_list("client_id", "first")
+    )
+    addresses = dict(
+        TokenEvent.objects.filter(where, client_id__in=list(recent))
+        .values("client_id")
+        .annotate(n=Count("source_ip", distinct=True))
+        .values_list("client_id", "n")
+    )
+    lifetimes = dict(
+        Client.objects.filter(client_id__in=list(recent)).values_list(
+            "client_id", "access_token_lifetime"
+        )
+    )
+    volumes = []
+    for client_id, row in recent.items():
+        seen_since = since.get(client_id)
+        weeks = [
+            _overlap_count(counts, client_id, span_start, span_end)
+            for span_start, span_end in spans.values()
+            if seen_since is not None and seen_since <= span_start
+        ]
+        if not weeks:
+            continue  # no week of history yet: nothing to compare with
+        volumes.append(
+            _Volume(
+                client_id=client_id,
+                observed=row["n"],
+                first=row["first"],
+                last=row["last"] + timedelta(minutes=1),
+                weeks=weeks,
+                addresses=addresses.get(client_id, 0),
+                lifetime=lifetimes.get(client_id) or 3600,
+            )
+        )
+    return volumes, where
+
+
+def _overlap_count(counts: dict, client_id: str, start: datetime, end: datetime) -> float:
+    """The successes of [start, end) estimated from hour buckets, each counting for the
+    share of the hour the span covers (traffic assumed even within an hour)."""
+    total = 0.0
+    bucket = _hour(start)
+    while bucket < end:
+        covered = min(end, bucket + HOUR) - max(start, bucket)
+        total += counts.get((client_id, bucket), 0) * (covered / HOUR)
+        bucket += HOUR
+    return total
+
+
+def _not_caching(volume: _Volume, threshold: float, window: timedelta) -> bool:
+    return volume.per_lifetime(volume.observed, window) >= threshold * volume.replicas(window)
+
+
+def volume_anomaly(config: Config, now: datetime) -> list[Finding]:
+    """Tokens in the window `threshold` MADs or more above the median of the same window
+    1–4 weeks back. A client that looks like a consumer not caching its tokens is left to
+    that rule (its catalogue threshold), which explains it better."""
+    volumes, where = _volumes(config, now)
+    caching_rule = next(d for d in CATALOGUE if d.rule == "token_not_cached")
+    findings = []
+    for v in volumes:
+        if v.score < config.threshold or _not_caching(v, caching_rule.threshold, config.window):
+            continue
+        findings.append(
+            _volume_finding(
+                v,
+                where,
+                math.floor(v.score),
+                {"median": round(v.median, 1), "mad": round(v.mad, 1), "score": round(v.score, 1)},
+            )
+        )
+    return findings
+
+
+def token_not_cached(config: Config, now: datetime) -> list[Finding]:
+    """Tokens per token lifetime `threshold` times or more the client's usual replicas."""
+    volumes, where = _volumes(config, now)
+    findings = []
+    for v in volumes:
+        per_lifetime = v.per_lifetime(v.observed, config.window)
+        replicas = v.replicas(config.window)
+        if per_lifetime < config.threshold * replicas:
+            continue
+        findings.append(
+            _volume_finding(
+                v,
+                where,
+                int(per_lifetime // replicas),
+                {
+                    "per_lifetime": round(per_lifetime),
+                    "lifetime": v.lifetime,
+                    "replicas": replicas,
+                    "addresses": v.addresses,
+                    "median": round(v.median, 1),
+                },
+            )
+        )
+    return findings
+
+
+def _volume_finding(v: _Volume, where: Q, observed: int, evidence: dict) -> Finding:
+    return Finding(
+        subject=Subject(client_id=v.client_id),
+        first_seen_at=v.first,
+        last_seen_at=v.last,
+        observed=observed,
+        events=v.observed,
+        evidence={"tokens": v.observed, "weeks": len(v.weeks), **evidence},
+        sample_filter=where & Q(client_id=v.client_id),
+    )
+
+
+# --- The catalogue ---------------------------------------------------------------------
 
 CATALOGUE: tuple[Detection, ...] = (
     Detection(
@@ -511,7 +864,7 @@ CATALOGUE: tuple[Detection, ...] = (
             "and rotate its secret at once."
         ),
         false_positives="Cloud autoscaling into a new region; a change of egress NAT.",
-        needs=ROLLUPS,
+        evaluate=new_network,
     ),
     Detection(
         rule="allowlist_violation",
@@ -588,13 +941,13 @@ CATALOGUE: tuple[Detection, ...] = (
         window_seconds=3600,
         minimum=50,
         explanation=(
-            "This client got {observed} tokens in the last hour against a usual {median} "
-            "(MAD {mad}) for this hour of the week; that is {score} MADs away, the threshold "
-            "is {threshold}."
+            "This client got {tokens} tokens within {window} against a usual {median} "
+            "(MAD {mad}) at this time of the week over the last {weeks} week(s); that is "
+            "{score} MADs above, the threshold is {threshold}."
         ),
         remediation="Check for a new consumer or a leaked secret used from elsewhere.",
         false_positives="Launches, batch jobs, holidays; the baseline needs 1–4 weeks.",
-        needs=ROLLUPS,
+        evaluate=volume_anomaly,
     ),
     Detection(
         rule="token_not_cached",
@@ -609,15 +962,16 @@ CATALOGUE: tuple[Detection, ...] = (
         window_seconds=3600,
         minimum=50,
         explanation=(
-            "This client got {per_lifetime} tokens per token lifetime ({lifetime} s) against "
-            "its usual {replicas} replicas: a consumer asks for a new token on every call."
+            "This client got {per_lifetime} tokens per token lifetime ({lifetime} s; {tokens} "
+            "within {window}, from {addresses} address(es)) against its usual {replicas} "
+            "replica(s): a consumer asks for a new token on every call."
         ),
         remediation=(
             "Cache the token until shortly before it expires (every OAuth library can); it "
             "cuts load on Keyward and latency for the caller."
         ),
         false_positives="A scale-out to many more replicas.",
-        needs=ROLLUPS,
+        evaluate=token_not_cached,
     ),
     Detection(
         rule="dormant_client",
@@ -637,7 +991,7 @@ CATALOGUE: tuple[Detection, ...] = (
             "a favourite of attackers. Disable clients nobody claims."
         ),
         false_positives="Quarterly or yearly jobs.",
-        needs=ROLLUPS,
+        evaluate=dormant_client,
     ),
     Detection(
         rule="sustained_rate_limiting",

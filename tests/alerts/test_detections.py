@@ -41,11 +41,7 @@ class TestCatalogue:
         for d in CATALOGUE:
             assert d.explanation and d.remediation and d.false_positives and d.signal
             assert d.threshold >= 1 and 60 <= d.window_seconds <= 3600
-            assert (d.evaluate is None) == bool(d.needs), d.rule
-
-    def test_it_leaves_the_rollup_detections_unevaluated_for_now(self):
-        waiting = {d.rule for d in CATALOGUE if d.evaluate is None}
-        assert waiting == {"new_network", "volume_anomaly", "token_not_cached", "dormant_client"}
+            assert d.evaluate is not None, d.rule
 
     def test_it_explains_with_the_evidence_and_marks_missing_numbers(self):
         text = DETECTIONS["brute_force"].explain({"failures": 25, "window": "5 minutes"})
