@@ -1,9 +1,9 @@
 """One evaluation run: every implemented detection over recent events, then notifications.
 
 `detections_evaluate` is a plain function. A thin Celery task runs it on beat's schedule
-(alerts.tasks.evaluate_detections, every 30 s), and `after_batch_drained` is the hook for
-the event drain to call after each batch it commits, so alerts follow events within
-seconds instead of waiting for the next tick.
+(alerts.tasks.evaluate_detections, every 30 s), and `after_batch_drained` runs after each
+batch of events the store commits (analytics' `events_stored` signal, alerts/receivers.py),
+so alerts follow events within seconds instead of waiting for the next tick.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from clients.models import Client
 
 from .detections import (
     CATALOGUE,
+    RECENT_HORIZON,
     SAMPLE_EVENTS,
     Config,
     Detection,
@@ -65,13 +66,19 @@ AFTER_DRAIN_MIN_INTERVAL_SECONDS = 5
 _AFTER_DRAIN_CLAIM = "keyward:alerts:after-drain"
 
 
-def after_batch_drained(*, now: datetime | None = None) -> dict[str, int] | None:
-    """For the event drain: call after each batch it commits (events become visible).
+def after_batch_drained(
+    *, newest: datetime | None = None, now: datetime | None = None
+) -> dict[str, int] | None:
+    """After a committed batch of events (alerts.tasks.evaluate_after_drain, sent on
+    analytics' `events_stored` signal: the drain sits below alerts and cannot import it).
 
-    The drain sits below alerts (tokens, analytics), so it calls this by dotted path or
-    through a signal, never by import. Skipped (None) when another evaluation started less
-    than AFTER_DRAIN_MIN_INTERVAL_SECONDS ago: one claim in the shared cache.
+    Skipped (None) for a batch whose newest event is older than RECENT_HORIZON (a backfill
+    of old logs cannot fire anything) and when another evaluation started less than
+    AFTER_DRAIN_MIN_INTERVAL_SECONDS ago: one claim in the shared cache.
     """
+    now = now or timezone.now()
+    if newest is not None and newest < now - RECENT_HORIZON:
+        return None
     if not cache.add(_AFTER_DRAIN_CLAIM, 1, timeout=AFTER_DRAIN_MIN_INTERVAL_SECONDS):
         return None
     return detections_evaluate(now=now)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 
 from celery import shared_task
 
-from .evaluation import detections_evaluate
+from .evaluation import after_batch_drained, detections_evaluate
 from .notifications import RETRYABLE_ERRORS, delivery_send
 
 log = logging.getLogger("keyward.alerts")
@@ -20,6 +21,15 @@ def evaluate_detections() -> dict:
     result = detections_evaluate()
     if any(result.values()):
         log.info("detections: %s", result)
+    return result
+
+
+@shared_task(acks_late=True, ignore_result=True, soft_time_limit=25, time_limit=30, expires=25)
+def evaluate_after_drain(newest: float) -> dict | None:
+    """After a stored batch (alerts/receivers.py); `newest`: its latest event, epoch s."""
+    result = after_batch_drained(newest=datetime.fromtimestamp(newest, tz=UTC))
+    if result and any(result.values()):
+        log.info("detections after a batch: %s", result)
     return result
 
 

@@ -36,6 +36,7 @@ from clients.models import Client, ClientSecret
 from .models import TokenEvent
 from .partitions import PARTITION_LOCK, day_start, partitions_create, partitions_existing
 from .rollups import rollups_of, rollups_write
+from .signals import events_stored
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +72,20 @@ def token_events_store_counts(records: list[TokenEventRecord]) -> StoreCounts:
     _partitions_ready(records)
     # durable: refuses to run nested, where "committed" would not mean committed.
     with transaction.atomic(durable=True):
-        return _store(records)
+        counts = _store(records)
+    if counts.inserted:
+        _stored_announce(records, counts.inserted)
+    return counts
+
+
+def _stored_announce(records: list[TokenEventRecord], inserted: int) -> None:
+    """Tell the apps above (alerts) that new events are committed and visible."""
+    newest = datetime.fromtimestamp(max(record.occurred_at for record in records), tz=UTC)
+    for receiver, result in events_stored.send_robust(
+        sender=TokenEvent, inserted=inserted, newest=newest
+    ):
+        if isinstance(result, Exception):
+            logger.error("token events: %r failed on events_stored: %r", receiver, result)
 
 
 def token_events_write(events: list[TokenEventRecord]) -> int:

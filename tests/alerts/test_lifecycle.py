@@ -3,6 +3,7 @@ suppression and its expiry, triage with audit rows and timeline entries."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -212,3 +213,39 @@ class TestAfterDrainHook:
         traffic(30, client_id=client.client_id, reason=Reason.BAD_SECRET)
         assert after_batch_drained()["opened"] == 1
         assert after_batch_drained() is None  # a second batch right after: skipped
+
+    def test_it_skips_a_backfill_of_old_logs(self, make_client, clock):
+        from alerts.evaluation import after_batch_drained
+
+        client, _ = make_client()
+        traffic(30, client_id=client.client_id, reason=Reason.BAD_SECRET)
+        assert after_batch_drained(newest=NOW - timedelta(hours=2)) is None
+
+    def test_a_stored_batch_is_evaluated_without_waiting_for_beat(self, make_client, clock):
+        """analytics.store sends events_stored; alerts' receiver queues the evaluation (run
+        eagerly here; tests/alerts/test_worker.py runs it on a worker)."""
+        from django.core.cache import cache
+
+        from alerts.evaluation import _AFTER_DRAIN_CLAIM
+        from analytics.store import token_events_store
+        from audit.events import TokenEventRecord
+
+        client, _ = make_client()
+        cache.delete(_AFTER_DRAIN_CLAIM)
+        token_events_store(
+            [
+                TokenEventRecord(
+                    id=uuid.uuid4().hex,
+                    occurred_at=NOW.timestamp() - i,
+                    endpoint="token",
+                    client_id=client.client_id,
+                    client_known=True,
+                    outcome="failure",
+                    reason=Reason.BAD_SECRET,
+                    source_ip="203.0.113.5",
+                    status_code=401,
+                )
+                for i in range(25)
+            ]
+        )
+        assert Alert.objects.filter(rule="brute_force", subject_client_id=client.client_id).exists()

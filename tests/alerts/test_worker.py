@@ -132,3 +132,42 @@ def test_the_worker_evaluates_and_delivers_a_signed_webhook(worker):
         assert python_verifier()(body, headers["Keyward-Signature"], secret)
     finally:
         receiver.close()
+
+
+def test_a_drained_batch_is_evaluated_on_the_worker_within_seconds(worker, client):
+    """Token requests → Redis buffer → the drain (analytics) → events_stored → the worker
+    evaluates: the alert follows the last event by the drain's pace plus this, seconds."""
+    from django.core.cache import cache
+
+    from alerts.evaluation import _AFTER_DRAIN_CLAIM
+    from alerts.services import detection_setting_update
+    from analytics.drain import token_events_drain
+
+    detection_setting_update(actor=Actor.cli(), rule="brute_force", environment="", threshold=5)
+    target, _ = services.client_register(actor=Actor.cli(), name="Target")
+    cache.delete(_AFTER_DRAIN_CLAIM)
+    for _ in range(6):
+        response = client.post(
+            "/token-srv/token",
+            "grant_type=client_credentials",
+            content_type="application/x-www-form-urlencoded",
+            HTTP_AUTHORIZATION=_basic(target.client_id, "not-the-secret"),
+        )
+        assert response.status_code == 401
+    wait_for(lambda: token_events_drain() or TokenEvent.objects.count() >= 6, what="the drain")
+    alert = wait_for(
+        lambda: Alert.objects.filter(rule="brute_force").first(),
+        timeout=20,
+        what="the alert",
+        log=worker,
+    )
+    last_event = TokenEvent.objects.order_by("-occurred_at").first()
+    latency = (alert.created_at - last_event.occurred_at).total_seconds()
+    print(f"event → alert latency after a drain: {latency:.2f} s")
+    assert alert.subject_client_id == target.client_id and latency < 10
+
+
+def _basic(client_id: str, secret: str) -> str:
+    import base64
+
+    return "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
