@@ -449,7 +449,7 @@ def sustained_rate_limiting(config: Config, now: datetime) -> list[Finding]:
 # number of events. Backfilled history feeds these rollups like live traffic, so it is
 # the baseline; only activity inside the window can fire.
 
-NEW_NETWORK_LEARNING = timedelta(days=14)
+NEW_NETWORK_LEARNING = timedelta(days=7)
 VOLUME_BASELINE_WEEKS = 4
 WEEK = timedelta(days=7)
 HOUR = timedelta(hours=1)
