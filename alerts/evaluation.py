@@ -84,6 +84,19 @@ def after_batch_drained(
     return detections_evaluate(now=now)
 
 
+_AFTER_DRAIN_DEFERRED_CLAIM = "keyward:alerts:after-drain-deferred"
+
+
+def after_drain_defer_claim(*, newest: datetime, now: datetime | None = None) -> bool:
+    """A batch skipped because an evaluation ran moments ago may hold events that run did
+    not see: True (once per interval) when the caller should evaluate again at the end of
+    the interval, so such events wait seconds, not for beat's next run."""
+    now = now or timezone.now()
+    if newest < now - RECENT_HORIZON:
+        return False
+    return cache.add(_AFTER_DRAIN_DEFERRED_CLAIM, 1, timeout=AFTER_DRAIN_MIN_INTERVAL_SECONDS)
+
+
 def _evaluate_rule(detection: Detection, overrides: dict, now: datetime) -> Counter[str]:
     environments = [ENVIRONMENT_ANY, *Client.Environment.values]
     configs = {env: config_for(detection, env, overrides) for env in environments}

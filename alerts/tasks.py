@@ -7,7 +7,12 @@ from datetime import UTC, datetime
 
 from celery import shared_task
 
-from .evaluation import after_batch_drained, detections_evaluate
+from .evaluation import (
+    AFTER_DRAIN_MIN_INTERVAL_SECONDS,
+    after_batch_drained,
+    after_drain_defer_claim,
+    detections_evaluate,
+)
 from .notifications import RETRYABLE_ERRORS, delivery_send
 
 log = logging.getLogger("keyward.alerts")
@@ -25,9 +30,15 @@ def evaluate_detections() -> dict:
 
 
 @shared_task(acks_late=True, ignore_result=True, soft_time_limit=25, time_limit=30, expires=25)
-def evaluate_after_drain(newest: float) -> dict | None:
-    """After a stored batch (alerts/receivers.py); `newest`: its latest event, epoch s."""
-    result = after_batch_drained(newest=datetime.fromtimestamp(newest, tz=UTC))
+def evaluate_after_drain(newest: float, deferred: bool = False) -> dict | None:
+    """After a stored batch (alerts/receivers.py); `newest`: its latest event, epoch s.
+    Throttled, it asks for one deferred run at the end of the interval."""
+    moment = datetime.fromtimestamp(newest, tz=UTC)
+    result = after_batch_drained(newest=moment)
+    if result is None and not deferred and after_drain_defer_claim(newest=moment):
+        evaluate_after_drain.apply_async(
+            (newest, True), countdown=AFTER_DRAIN_MIN_INTERVAL_SECONDS + 1
+        )
     if result and any(result.values()):
         log.info("detections after a batch: %s", result)
     return result

@@ -167,6 +167,47 @@ def test_a_drained_batch_is_evaluated_on_the_worker_within_seconds(worker, clien
     assert alert.subject_client_id == target.client_id and latency < 10
 
 
+def test_a_batch_skipped_by_the_throttle_is_evaluated_seconds_later(worker):
+    """An evaluation has just run (the claim is held): the attack's batch is not evaluated
+    at once, but by one deferred run at the end of the interval, not by beat 30 s later."""
+    from django.core.cache import cache
+
+    from alerts.evaluation import _AFTER_DRAIN_CLAIM, _AFTER_DRAIN_DEFERRED_CLAIM
+    from analytics.store import token_events_store
+    from audit.events import TokenEventRecord
+
+    target, _ = services.client_register(actor=Actor.cli(), name="Target")
+    cache.delete(_AFTER_DRAIN_DEFERRED_CLAIM)
+    cache.set(_AFTER_DRAIN_CLAIM, 1, timeout=5)  # as if a run had just started
+    now = time.time()
+    token_events_store(
+        [
+            TokenEventRecord(
+                id=uuid.uuid4().hex,
+                occurred_at=now - i,
+                endpoint="token",
+                client_id=target.client_id,
+                client_known=True,
+                outcome="failure",
+                reason="bad_secret",
+                source_ip="203.0.113.5",
+                status_code=401,
+            )
+            for i in range(25)
+        ]
+    )
+    stored = timezone.now()
+    alert = wait_for(
+        lambda: Alert.objects.filter(rule="brute_force").first(),
+        timeout=15,
+        what="the alert",
+        log=worker,
+    )
+    delay = (alert.created_at - stored).total_seconds()
+    print(f"throttled batch → alert: {delay:.2f} s")
+    assert 3 < delay < 10
+
+
 def _basic(client_id: str, secret: str) -> str:
     import base64
 
