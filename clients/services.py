@@ -97,8 +97,12 @@ def client_register(
     audiences: list[str] | None = None,
     can_introspect: bool = False,
     scopes: list[Scope] | None = None,
+    scope_reason: str = "",
 ) -> tuple[Client, str]:
-    """Register a client with one secret and its initial scopes; returns (client, secret)."""
+    """Register a client with one secret and its initial scopes; returns (client, secret).
+
+    `scope_reason` is kept with each initial grant; sensitive scopes need one.
+    """
     client = Client(
         name=name,
         environment=environment,
@@ -122,7 +126,10 @@ def client_register(
             after=client.audit_fields(),
         )
         for scope in scopes or []:
-            scope_grant(actor=actor, client=client, scope=scope, reason="initial scope")
+            reason = f"initial scope: {scope_reason}" if scope_reason else "initial scope"
+            if scope.sensitive and not scope_reason.strip():
+                raise ValidationError({"scope_reason": _sensitive_needs_reason(scope)})
+            scope_grant(actor=actor, client=client, scope=scope, reason=reason)
         _secret, plain = client_secret_create(actor=actor, client=client)
     return client, plain
 
@@ -255,7 +262,14 @@ def scope_delete(*, actor: Actor, scope: Scope) -> None:
         )
 
 
+def _sensitive_needs_reason(scope: Scope) -> str:
+    return f"{scope.name} is sensitive: say why this client needs it."
+
+
 def scope_grant(*, actor: Actor, client: Client, scope: Scope, reason: str = "") -> ScopeGrant:
+    """Let `client` request `scope`; a sensitive scope is granted only with a reason."""
+    if scope.sensitive and not reason.strip():
+        raise ValidationError({"reason": _sensitive_needs_reason(scope)})
     # The reason is checked like every other field (length included): cutting it would
     # store one text while the audit row records another.
     ScopeGrant(client=client, scope=scope, reason=reason).full_clean(

@@ -6,8 +6,11 @@ from django.conf import settings
 from django.contrib.auth import logout, user_logged_in
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import resolve_url
+from django.shortcuts import redirect, resolve_url
+from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
+
+from dashboard.signals import MUST_CHANGE_PASSWORD
 
 
 class HtmxLoginRedirectMiddleware:
@@ -75,3 +78,25 @@ class NoStoreForUsersMiddleware:
 
 def _says_no_store(response: HttpResponse) -> bool:
     return "no-store" in response.headers.get("Cache-Control", "")
+
+
+class PasswordChangeMiddleware:
+    """A user whose password an admin has seen (a reset, a generated first password) is sent
+    to the change-password page from every console page until they have chosen their own.
+
+    The login flow notes the requirement in the session (dashboard/signals.py), so this
+    costs no query per request.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.user.is_authenticated and request.session.get(MUST_CHANGE_PASSWORD):
+            change_url = reverse("dashboard:password_change")
+            allowed = (change_url, resolve_url("logout"), "/static/")
+            if not request.path.startswith(allowed):
+                if getattr(request, "htmx", False):
+                    return HttpResponse(status=204, headers={"HX-Redirect": change_url})
+                return redirect(change_url)
+        return self.get_response(request)

@@ -92,6 +92,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "axes",
+    "base",
     "audit",
     "clients",
     "tokens",
@@ -113,6 +114,7 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "keyward.middleware.HtmxLoginRedirectMiddleware",
     "keyward.middleware.SessionLifetimeMiddleware",
+    "keyward.middleware.PasswordChangeMiddleware",
     "keyward.middleware.NoStoreForUsersMiddleware",
     "axes.middleware.AxesMiddleware",
 ]

@@ -37,3 +37,30 @@ document.addEventListener("submit", (event) => {
   const form = event.target.closest("form[data-confirm]");
   if (form && !window.confirm(form.dataset.confirm)) event.preventDefault();
 });
+
+// A form's error summary (templates/base/_error_summary.html) takes the focus when the page
+// or an htmx swap shows one, so keyboard and screen-reader users land on what to fix.
+function focusErrorSummary(root) {
+  const summary = root.querySelector("[data-error-summary]");
+  if (summary) summary.focus();
+  return Boolean(summary);
+}
+document.addEventListener("DOMContentLoaded", () => focusErrorSummary(document));
+
+// Fragments answered with 400, 409 or 422 carry a form with its errors (the rotate dialog,
+// the grant form): swap them in like a 200. htmx 2 drops 4xx bodies by default.
+document.addEventListener("htmx:beforeSwap", (event) => {
+  if ([400, 409, 422].includes(event.detail.xhr.status)) {
+    event.detail.shouldSwap = true;
+    event.detail.isError = false;
+  }
+});
+
+// After a swap: the error summary if there is one, else the element marked autofocus (the
+// rotate dialog's default choice, 24 hours, never "Immediately").
+document.addEventListener("htmx:afterSettle", (event) => {
+  const target = event.detail.target;
+  if (focusErrorSummary(target)) return;
+  const preferred = target.querySelector("[autofocus]");
+  if (preferred) preferred.focus();
+});

@@ -135,6 +135,7 @@ class Command(BaseCommand):
                 owner_email=owner,
                 description=description,
                 scopes=list(Scope.objects.filter(name__in=scope_names)),
+                scope_reason="demo data",  # sensitive scopes are granted only with a reason
             )
             created.append((client, secret))
             self.stdout.write(f"  client {name}: registered ({environment})")
