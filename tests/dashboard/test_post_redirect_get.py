@@ -1,0 +1,112 @@
+"""Every console POST that changes something answers with a redirect (POST-redirect-GET),
+so reloading the page it leads to repeats nothing.
+
+The first test asks every console URL which methods it allows (OPTIONS answers with an
+`Allow` header), so a POST view added later without a row below fails here.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import User
+from django.urls import reverse
+
+from audit.models import AdminAction
+from clients.models import Client, Scope
+from tests.conftest import PASSWORD
+from tests.dashboard.test_role_matrix import ALL_URLS, is_public
+
+NEW_PASSWORD = "a-much-longer-passphrase-42"
+
+
+@pytest.fixture
+def world(admin_user, make_client, make_scope, viewer):
+    billing, _ = make_client("Billing", scopes=[make_scope("orders:read")])
+    make_scope("spare:read")
+    make_scope("unused:read")
+    return {
+        "client_id": billing.client_id,
+        "secret_id": billing.secrets.get().pk,
+        "name": "unused:read",
+        "scope_name": "orders:read",
+        "username": viewer.username,
+    }
+
+
+# url name → (kwargs names, POST data that changes something). Each must answer 302.
+MUTATING_POSTS = {
+    "clients:register": (
+        {},
+        {"name": "New", "environment": "staging", "access_token_lifetime": 60},
+    ),
+    "clients:edit": (
+        {"client_id"},
+        {"name": "Renamed", "environment": "development", "access_token_lifetime": 60},
+    ),
+    "clients:set_status": ({"client_id"}, {"status": "active"}),
+    "clients:disable": ({"client_id"}, {}),
+    "clients:delete": ({"client_id"}, {"confirm_name": "Billing"}),
+    "clients:scope_add": ({"client_id"}, {"scope": "spare:read"}),
+    "clients:scope_remove": ({"client_id", "scope_name"}, {}),
+    "clients:scope_create": ({}, {"name": "fresh:read"}),
+    "clients:scope_edit": ({"name"}, {"description": "changed"}),
+    "clients:scope_delete": ({"name"}, {}),
+    "security:settings": (
+        {},
+        {
+            "environment": "staging",
+            "staging-environment": "staging",
+            "staging-max_secret_age_days": "30",
+        },
+    ),
+    "security:rotate": ({"client_id"}, {"grace_choice": "24h"}),
+    "security:revoke_secret": ({"client_id", "secret_id"}, {}),
+    "dashboard:user_create": ({}, {"username": "nina", "role": "viewer"}),
+    "dashboard:user_set_role": ({"username"}, {"role": "operator"}),
+    "dashboard:user_set_active": ({"username"}, {"active": "0"}),
+    "dashboard:user_password_reset": ({"username"}, {}),
+    "dashboard:password_change": (
+        {},
+        {"old_password": PASSWORD, "new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD},
+    ),
+    "tokens:rotate": ({}, {"algorithm": "ES256", "force": "accept-cache-miss"}),
+}
+# Not console changes: Django's own login and logout (which redirect too).
+NOT_AUDITED = {"login", "logout"}
+
+
+def console_patterns():
+    return [(route, name, p) for route, name, p in ALL_URLS if not is_public(route, name)]
+
+
+def url_for(name: str, pattern, world: dict) -> str:
+    kwargs = {key: world[key] for key in pattern.pattern.converters}
+    return reverse(name, kwargs=kwargs)
+
+
+class TestEveryPostRedirects:
+    def test_every_console_url_that_takes_a_post_is_listed(self, admin_client, world):
+        takes_post = set()
+        for _route, name, pattern in console_patterns():
+            response = admin_client.options(url_for(name, pattern, world))
+            allowed = response.headers.get("Allow", "")
+            if "POST" in allowed:
+                takes_post.add(name)
+        assert takes_post == set(MUTATING_POSTS), (
+            "a console POST view without a POST-redirect-GET check below"
+        )
+
+    @pytest.mark.parametrize("name", sorted(MUTATING_POSTS))
+    def test_it_answers_a_change_with_a_redirect(self, admin_client, world, name):
+        _kwargs, data = MUTATING_POSTS[name]
+        pattern = next(p for _r, n, p in console_patterns() if n == name)
+        if name == "clients:set_status":  # enabling needs a disabled client
+            Client.objects.filter(client_id=world["client_id"]).update(status="disabled")
+        before = AdminAction.objects.count()
+        response = admin_client.post(url_for(name, pattern, world), data)
+        assert response.status_code == 302, f"{name} answered {response.status_code}"
+        assert AdminAction.objects.count() > before, f"{name} changed nothing"
+
+    def test_the_fixture_world_is_what_the_rows_expect(self, world):
+        assert Scope.objects.filter(name="unused:read", grants__isnull=True).exists()
+        assert User.objects.filter(username=world["username"]).exists()
