@@ -8,6 +8,7 @@ from django.utils.html import format_html
 from base.once import FORM_TOKEN_FIELD, form_token_issue
 
 register = template.Library()
+SUMMARY_LABEL_MAX = 40
 
 
 @register.simple_tag(takes_context=True)
@@ -26,8 +27,8 @@ def error_summary(form) -> dict:
     focus to the summary when the page (or an htmx swap) shows one."""
     items = [{"anchor": "", "label": "", "message": error} for error in form.non_field_errors()]
     for field in form:
+        # A long label (a confirmation sentence) would only repeat what its message says.
+        label = field.label if len(field.label or "") <= SUMMARY_LABEL_MAX else ""
         for error in field.errors:
-            items.append(
-                {"anchor": field.id_for_label or "", "label": field.label, "message": error}
-            )
+            items.append({"anchor": field.id_for_label or "", "label": label, "message": error})
     return {"items": items}
