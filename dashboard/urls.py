@@ -34,4 +34,17 @@ urlpatterns = [
     ),
     path("users/<username:username>/password/", views.user_password, name="user_password"),
     path("account/password/", views.password_change, name="password_change"),
+    path(
+        "users/<username:username>/two-factor/reset/",
+        views.user_two_factor_reset,
+        name="user_two_factor_reset",
+    ),
+    path("account/two-factor/", views.two_factor_page, name="two_factor"),
+    path("account/two-factor/confirm/", views.two_factor_confirm, name="two_factor_confirm"),
+    path(
+        "account/two-factor/recovery-codes/",
+        views.two_factor_recovery_codes,
+        name="two_factor_recovery_codes",
+    ),
+    path("login/verify/", views.two_factor_verify, name="two_factor_verify"),
 ]

@@ -11,7 +11,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ("auth", "0012_alter_user_first_name_max_length"),
-        ("dashboard", "0001_roles"),
+        ("dashboard", "0002_sealed_totp_device"),
     ]
 
     operations = [
