@@ -192,6 +192,11 @@ class ClientRegisterForm(ClientForm):
         help_text="Needed when you tick a scope marked sensitive; kept with the grant and audited.",
     )
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not Scope.objects.filter(sensitive=True).exists():
+            del self.fields["scope_reason"]  # nothing to explain
+
     def clean(self) -> dict:
         cleaned = super().clean()
         sensitive = [scope.name for scope in cleaned.get("scopes") or [] if scope.sensitive]
