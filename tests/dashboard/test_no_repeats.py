@@ -14,6 +14,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.db import connection
 from django.test import Client as BrowserClient
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -194,6 +195,15 @@ class TestShownOnceStorage:
             and secret.removeprefix("kwsec_")[:12] not in row.ciphertext
         )
         assert not ShownOnce.objects.exists()
+
+    def test_no_sql_statement_carries_it_so_query_logging_cannot_leak_it(self, operator_client):
+        # With DEBUG and LOG_LEVEL=DEBUG, django.db.backends logs every statement with its
+        # parameters: the value crosses the database only encrypted.
+        with CaptureQueriesContext(connection) as queries:
+            response = operator_client.post(reverse("clients:register"), REGISTER, follow=True)
+        secret = SECRET_RE.search(response.text).group(1)
+        body = secret.removeprefix("kwsec_")
+        assert not [q["sql"] for q in queries.captured_queries if body[:12] in q["sql"]]
 
     def test_another_session_of_the_same_user_cannot_read_it(self, operator, operator_client):
         operator_client.post(reverse("clients:register"), REGISTER)
