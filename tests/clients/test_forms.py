@@ -16,7 +16,13 @@ from clients.models import Client
 
 REGISTER = reverse("clients:register")
 VALID = {"name": "Billing", "environment": "staging", "access_token_lifetime": "3600"}
-FORM_MODULES = ["clients.forms", "security.forms", "dashboard.forms", "audit.forms"]
+FORM_MODULES = [
+    "clients.forms",
+    "security.forms",
+    "dashboard.forms",
+    "audit.forms",
+    "analytics.forms",
+]
 
 
 def project_forms() -> list[type[forms.Form]]:
@@ -42,6 +48,7 @@ class TestNoSilentCut:
             reverse("dashboard:users"),
             reverse("security:settings"),
             reverse("audit:list"),
+            reverse("analytics:events"),
             reverse("login"),
         ],
     )
