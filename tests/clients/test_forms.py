@@ -22,6 +22,7 @@ FORM_MODULES = [
     "dashboard.forms",
     "audit.forms",
     "analytics.forms",
+    "analytics.ingestion_forms",
 ]
 
 

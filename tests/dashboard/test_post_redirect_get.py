@@ -11,7 +11,9 @@ import pytest
 from django.contrib.auth.models import User
 from django.urls import reverse
 
+from analytics.ingestion_tokens import ingestion_token_create
 from audit.models import AdminAction
+from audit.services import Actor
 from clients.models import Client, Scope
 from tests.conftest import PASSWORD
 from tests.dashboard.test_role_matrix import ALL_URLS, is_public
@@ -30,6 +32,9 @@ def world(admin_user, make_client, make_scope, viewer):
         "name": "unused:read",
         "scope_name": "orders:read",
         "username": viewer.username,
+        "token_id": ingestion_token_create(
+            actor=Actor.cli(), name="Okta", source="okta-prod", expires_at=None
+        )[0].pk,
     }
 
 
@@ -71,6 +76,11 @@ MUTATING_POSTS = {
     ),
     "tokens:rotate": ({}, {"algorithm": "ES256", "force": "accept-cache-miss"}),
     "dashboard:user_two_factor_reset": ({"username"}, {}),
+    "analytics:ingestion_token_new": (
+        {},
+        {"name": "Keycloak", "source": "keycloak-prod", "expires_in_days": "90"},
+    ),
+    "analytics:ingestion_token_revoke": ({"token_id"}, {}),
     "dashboard:two_factor_confirm": ({}, {}),
     "dashboard:two_factor_recovery_codes": ({}, {}),
 }
