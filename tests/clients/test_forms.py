@@ -23,6 +23,7 @@ FORM_MODULES = [
     "audit.forms",
     "analytics.forms",
     "analytics.ingestion_forms",
+    "alerts.forms",
 ]
 
 

@@ -8,7 +8,7 @@ import base.text
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("clients", "0004_text_validators"),
+        ("clients", "0005_client_denied_networks"),
     ]
 
     operations = [
