@@ -133,6 +133,8 @@ TEMPLATES = [
                 "base.roles.role_context",
                 "dashboard.context_processors.pipeline_problems",
             ],
+            # `when`, `changes`, `clip`: the console's shared display filters, on every page.
+            "builtins": ["dashboard.templatetags.console"],
         },
     }
 ]
