@@ -6,9 +6,9 @@ import pytest
 import time_machine
 from django.urls import reverse
 
+from audit.changes import entry_changes
 from audit.models import AdminAction
 from audit.services import Actor, admin_action_record
-from audit.changes import entry_changes
 from clients import services
 
 URL = reverse("audit:list")
