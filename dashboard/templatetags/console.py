@@ -88,28 +88,38 @@ def clip(value, length: int = 40) -> SafeString:
     return format_html('<span title="{}">{}…</span>', text, text[: length - 1].rstrip())
 
 
-# The console's sections: URL name, label, the least role that sees the link.
+# The console's sections: URL name, label, the least role that sees the link, and a longer
+# name for links whose label is an abbreviation (title and accessible name).
 NAVIGATION = (
-    ("dashboard:overview", "Overview", Role.VIEWER),
-    ("clients:list", "Clients", Role.VIEWER),
-    ("clients:scope_list", "Scopes", Role.VIEWER),
-    ("audit:list", "Audit", Role.VIEWER),
-    ("security:health", "Security", Role.VIEWER),
-    ("tokens:keys", "Keys", Role.ADMIN),
-    ("dashboard:users", "Users", Role.ADMIN),
+    ("dashboard:overview", "Overview", Role.VIEWER, ""),
+    ("clients:list", "Clients", Role.VIEWER, ""),
+    ("clients:scope_list", "Scopes", Role.VIEWER, ""),
+    ("audit:list", "Audit", Role.VIEWER, ""),
+    ("security:health", "Security", Role.VIEWER, ""),
+    ("tokens:keys", "Keys", Role.ADMIN, ""),
+    ("dashboard:users", "Users", Role.ADMIN, ""),
+    ("dashboard:two_factor", "2FA", Role.VIEWER, "Two-factor sign-in"),
 )
 
 
 @register.inclusion_tag("dashboard/_navigation.html", takes_context=True)
 def navigation(context) -> dict:
     """The section links the user's role may see; the section holding the current page (its
-    URL the longest prefix of the path: /clients/scopes/x/ is under Scopes) is marked."""
+    URL the longest prefix of the path: /clients/scopes/x/ is under Scopes) is marked.
+    None while the second sign-in step (two-factor) is pending."""
     request = context.get("request")
     role = user_role(request.user) if request is not None else None
-    if role is None:
+    if role is None or request.session.get("keyward_2fa_pending"):
         return {"items": []}
-    links = [(reverse(name), label) for name, label, least in NAVIGATION if role >= least]
+    links = [
+        (reverse(name), label, title) for name, label, least, title in NAVIGATION if role >= least
+    ]
     path = request.path
-    under = [url for url, _ in links if path == url or (url != "/" and path.startswith(url))]
+    under = [url for url, *_ in links if path == url or (url != "/" and path.startswith(url))]
     current = max(under, key=len, default=None)
-    return {"items": [(url, label, url == current) for url, label in links]}
+    return {
+        "items": [
+            {"url": url, "label": label, "title": title, "current": url == current}
+            for url, label, title in links
+        ]
+    }
