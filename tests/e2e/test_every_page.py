@@ -42,8 +42,9 @@ pytestmark = pytest.mark.e2e
 SCREENSHOTS = Path(settings.BASE_DIR) / "var" / "screenshots"
 WIDTHS = (1366, 800)
 BLOCKING_IMPACTS = {"serious", "critical"}
-# Pages the browser visits signed out (signed in, they send the user on).
-SIGNED_OUT = {"login"}
+# Pages the browser visits signed out, or halfway through signing in (a signed-in user is
+# sent on from them).
+SIGNED_OUT = {"login", "dashboard:two_factor_verify"}
 
 # The longest values the models allow, as people type them: a name without a space to
 # break at is the worst case for a layout.
@@ -116,6 +117,19 @@ def seed_console() -> dict[str, object]:
         "secret_id": old.pk,
         "username": LONG_USERNAME,
     }
+
+
+def enrolled_admin():
+    """An admin with a confirmed authenticator: signing in stops at the code page."""
+    from django_otp.oath import TOTP
+
+    from dashboard import two_factor
+
+    user = make_user("ben-admin", "admin")
+    device = two_factor.two_factor_enrolment_start(user=user)
+    code = f"{TOTP(device.bin_key, device.step, device.t0, device.digits).token():06d}"
+    assert two_factor.two_factor_enrol(actor=Actor.cli(), device=device, code=code) is not None
+    return user
 
 
 def _findings(client: Client, secret) -> None:
@@ -239,7 +253,7 @@ def seeded(role_groups, settings):
 
 class TestEveryPage:
     def test_every_console_page_is_accessible_and_fits_at_both_widths(
-        self, live_server, page, seeded
+        self, live_server, chromium, page, seeded
     ):
         admin, samples = seeded
         pages, others = console_pages(samples, admin)
@@ -252,8 +266,25 @@ class TestEveryPage:
         for name, url in pages.items():
             problems += check_page(page, axe, live_server.url + url, name.replace(":", "-"))
         problems += check_page(page, axe, live_server.url + "/no-such-page/", "404", status=404)
+        problems += self.second_step_page(chromium, axe, live_server.url)
         assert problems == [], "\n".join(problems)
-        print("pages checked:", ", ".join(["login", *pages, "404"]))
+        print("pages checked:", ", ".join(["login", *pages, "404", "two_factor_verify"]))
+
+    def second_step_page(self, chromium, axe: Axe, base_url: str) -> list[str]:
+        """The code page, where a user with an authenticator lands after the password."""
+        user = enrolled_admin()
+        context = chromium.new_context()
+        try:
+            page = context.new_page()
+            page.goto(f"{base_url}/login/")
+            page.get_by_label("Username").fill(user.username)
+            page.get_by_label("Password").fill(PASSWORD)
+            page.get_by_role("button", name="Log in").click()
+            page.wait_for_url("**" + reverse("dashboard:two_factor_verify") + "*")
+            url = page.url
+            return check_page(page, axe, url, "dashboard-two_factor_verify")
+        finally:
+            context.close()
 
     def test_every_named_route_is_a_page_or_not_meant_for_a_browser(self, seeded):
         # A route the page test skips must be a POST-only action (405), a machine endpoint
