@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -167,3 +168,69 @@ class TestServerErrorPage:
 
 def broken_processor(request):
     raise RuntimeError("the database is down")
+
+
+class _Controls(HTMLParser):
+    """Form controls with no accessible name: not inside a <label>, not named by a
+    label's `for`, no aria-label(ledby)."""
+
+    def __init__(self):
+        super().__init__()
+        self.open_labels = 0
+        self.label_targets: set[str] = set()
+        self.controls: list[dict] = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "label":
+            self.open_labels += 1
+            if attrs.get("for"):
+                self.label_targets.add(attrs["for"])
+        elif tag in ("input", "select", "textarea") and attrs.get("type") not in (
+            "hidden",
+            "submit",
+            "button",
+        ):
+            self.controls.append(attrs | {"_labelled": self.open_labels > 0})
+
+    def handle_endtag(self, tag):
+        if tag == "label":
+            self.open_labels -= 1
+
+    def unnamed(self) -> list[dict]:
+        return [
+            c
+            for c in self.controls
+            if not c["_labelled"]
+            and c.get("id") not in self.label_targets
+            and not c.get("aria-label")
+            and not c.get("aria-labelledby")
+        ]
+
+
+class TestLabelledControls:
+    @pytest.mark.parametrize(
+        "name",
+        [
+            "dashboard:overview",
+            "dashboard:users",
+            "clients:list",
+            "clients:register",
+            "clients:scope_list",
+            "clients:scope_create",
+            "audit:list",
+            "security:health",
+            "security:settings",
+            "tokens:keys",
+        ],
+    )
+    def test_every_control_has_a_name(self, name, admin_client):
+        parser = _Controls()
+        parser.feed(admin_client.get(reverse(name)).content.decode())
+        assert parser.unnamed() == []
+
+    def test_the_secret_health_filters_are_labelled(self, admin_client):
+        parser = _Controls()
+        parser.feed(admin_client.get(reverse("security:health")).content.decode())
+        names = {control.get("name") for control in parser.controls}
+        assert {"kind", "environment"} <= names and parser.unnamed() == []
