@@ -2,6 +2,15 @@
 
 from __future__ import annotations
 
+from django.urls import path
+
+from . import views
+
 app_name = "analytics"
 
-urlpatterns: list = []
+urlpatterns: list = [
+    path("events/", views.event_list, name="events"),
+    path("events/tail/", views.event_tail, name="events_tail"),
+    path("events/export.csv", views.event_export_csv, name="events_csv"),
+    path("events/export.ndjson", views.event_export_ndjson, name="events_ndjson"),
+]

@@ -94,6 +94,7 @@ NAVIGATION = (
     ("dashboard:overview", "Overview", Role.VIEWER, ""),
     ("clients:list", "Clients", Role.VIEWER, ""),
     ("clients:scope_list", "Scopes", Role.VIEWER, ""),
+    ("analytics:events", "Events", Role.VIEWER, ""),
     ("audit:list", "Audit", Role.VIEWER, ""),
     ("security:health", "Security", Role.VIEWER, ""),
     ("tokens:keys", "Keys", Role.ADMIN, ""),
