@@ -70,7 +70,7 @@ class TestTables:
         source = path.read_text()
         for match in re.finditer(r"<table\b", source):
             before = source[: match.start()].rstrip()
-            assert re.search(r'<div class="table-scroll"[^>]*>$', before), source[
+            assert re.search(r'<div class="table-scroll[" ][^>]*>$', before), source[
                 match.start() - 120 : match.start()
             ]
 
