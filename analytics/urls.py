@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from . import views
+from . import ingestion_views, views
 
 app_name = "analytics"
 
@@ -13,4 +13,17 @@ urlpatterns: list = [
     path("events/tail/", views.event_tail, name="events_tail"),
     path("events/export.csv", views.event_export_csv, name="events_csv"),
     path("events/export.ndjson", views.event_export_ndjson, name="events_ndjson"),
+    # Machine endpoint: ingestion-token auth, no session, CSRF-exempt (docs/events.md).
+    path("api/ingest", ingestion_views.ingest, name="ingest"),
+    path("ingestion-tokens/", ingestion_views.ingestion_tokens, name="ingestion_tokens"),
+    path(
+        "ingestion-tokens/new/",
+        ingestion_views.ingestion_token_new,
+        name="ingestion_token_new",
+    ),
+    path(
+        "ingestion-tokens/<uuid:token_id>/revoke/",
+        ingestion_views.ingestion_token_revoke_view,
+        name="ingestion_token_revoke",
+    ),
 ]

@@ -313,6 +313,13 @@ KEYWARD_PIPELINE_STALE_SECONDS = float(os.environ.get("KEYWARD_PIPELINE_STALE_SE
 # lost), so events keep reaching the database without beat.
 KEYWARD_DRAIN_FALLBACK_SECONDS = float(os.environ.get("KEYWARD_DRAIN_FALLBACK_SECONDS", "10"))
 
+# Log ingestion (POST /analytics/api/ingest): the largest body accepted as sent, and once
+# gzip is undone (a 413 above either). docs/events.md documents both for senders.
+KEYWARD_INGEST_MAX_BYTES = int(os.environ.get("KEYWARD_INGEST_MAX_BYTES", str(10 * 1024 * 1024)))
+KEYWARD_INGEST_MAX_DECOMPRESSED_BYTES = int(
+    os.environ.get("KEYWARD_INGEST_MAX_DECOMPRESSED_BYTES", str(100 * 1024 * 1024))
+)
+
 # Token service.
 KEYWARD_TRUSTED_PROXIES = env_list("KEYWARD_TRUSTED_PROXIES", [])
 KEYWARD_CLIENT_CACHE_SECONDS = float(os.environ.get("KEYWARD_CLIENT_CACHE_SECONDS", "0.9"))

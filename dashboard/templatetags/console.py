@@ -98,6 +98,7 @@ NAVIGATION = (
     ("audit:list", "Audit", Role.VIEWER, ""),
     ("security:health", "Security", Role.VIEWER, ""),
     ("tokens:keys", "Keys", Role.ADMIN, ""),
+    ("analytics:ingestion_tokens", "Ingestion", Role.ADMIN, ""),
     ("dashboard:users", "Users", Role.ADMIN, ""),
     ("dashboard:two_factor", "2FA", Role.VIEWER, "Two-factor sign-in"),
 )

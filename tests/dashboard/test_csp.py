@@ -8,6 +8,8 @@ import re
 import pytest
 from django.urls import reverse
 
+from analytics.ingestion_tokens import ingestion_token_create
+from audit.services import Actor
 from security.models import SecretFinding
 from tests.dashboard.test_role_matrix import ALL_URLS
 
@@ -28,7 +30,9 @@ def url_args(make_client, make_scope, admin_user):
     scope = make_scope("csp:read")
     client, _secret = make_client("CSP", scopes=[scope])
     SecretFinding.objects.create(kind=SecretFinding.Kind.CLIENT_DORMANT, client=client)
+    token, _plain = ingestion_token_create(actor=Actor.cli(), name="CSP", source="csp")
     return {
+        "token_id": token.pk,
         "client_id": client.client_id,
         "secret_id": client.secrets.get().pk,
         "name": scope.name,

@@ -15,10 +15,10 @@ from django.views.decorators.http import require_GET
 from base.roles import Role, role_required
 
 # The only views anyone may reach without a role: logging in and out, the load balancer's
-# health check, and the token service's protocol endpoints (they authenticate clients, not
-# dashboard users).
+# health check, the token service's protocol endpoints (they authenticate clients, not
+# dashboard users) and the log-ingestion API (it authenticates ingestion tokens).
 PUBLIC_NAMES = {"login", "logout", "healthz", "healthz_web"}
-PUBLIC_PREFIXES = ("token-srv/", ".well-known/", "api/")
+PUBLIC_PREFIXES = ("token-srv/", ".well-known/", "api/", "analytics/api/")
 
 
 def walk(patterns, prefix: str = "", namespace: str = "") -> Iterator[tuple[str, str, URLPattern]]:
