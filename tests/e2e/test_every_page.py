@@ -24,6 +24,7 @@ from django.test import Client as DjangoClient
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
+from analytics.ingestion_tokens import ingestion_token_create
 from audit.models import TokenEvent
 from audit.services import Actor
 from clients import services as client_services
@@ -110,7 +111,14 @@ def seed_console() -> dict[str, object]:
         client=client,
     )
     _issue_a_token()  # creates the signing keys the Keys page lists
+    ingestion, _ = ingestion_token_create(
+        actor=cli,
+        name="Auth0 tenant eu-payments-prod (log stream to Keyward)",
+        source="auth0",
+        expires_at=timezone.now() + timedelta(days=90),
+    )
     return {
+        "token_id": ingestion.pk,
         "client_id": client.client_id,
         "name": scope.name,
         "scope_name": scope.name,
