@@ -118,6 +118,10 @@ class ClientForm(forms.Form):
     allowed_networks = NetworksField(
         help_text="One CIDR per line, e.g. 10.0.0.0/8. Leave empty to allow any address."
     )
+    denied_networks = NetworksField(
+        help_text="One CIDR per line: refused even inside the allowed networks (e.g. blocked "
+        "from an alert). Leave empty to block nothing.",
+    )
     audiences = AudiencesField(
         rows=2,
         help_text="The aud claim of its tokens, one per line. Empty means the default audience.",
@@ -134,6 +138,7 @@ class ClientForm(forms.Form):
 
 
 class ClientRegisterForm(ClientForm):
+    denied_networks = None  # a new client has nothing to block yet
     scopes = ScopeChoiceField(
         queryset=Scope.objects.all(),
         to_field_name="name",

@@ -109,6 +109,12 @@ class Client(models.Model):
         validators=[validate_networks],
         help_text="CIDRs the client may call from; empty means any address.",
     )
+    denied_networks = models.JSONField(
+        default=list,
+        blank=True,
+        validators=[validate_networks],
+        help_text="CIDRs refused even inside the allowed networks (e.g. blocked from an alert).",
+    )
     audiences = models.JSONField(
         default=list,
         blank=True,
@@ -151,6 +157,7 @@ class Client(models.Model):
             "status": self.status,
             "access_token_lifetime": self.access_token_lifetime,
             "allowed_networks": list(self.allowed_networks),
+            "denied_networks": list(self.denied_networks),
             "audiences": list(self.audiences),
             "can_introspect": self.can_introspect,
         }

@@ -27,6 +27,7 @@ CLIENT_EDITABLE_FIELDS = (
     "environment",
     "access_token_lifetime",
     "allowed_networks",
+    "denied_networks",
     "audiences",
     "can_introspect",
 )

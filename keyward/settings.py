@@ -138,6 +138,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "base.roles.role_context",
                 "dashboard.context_processors.pipeline_problems",
+                "alerts.context_processors.open_alerts",
             ],
             # `when`, `changes`, `clip`: the console's shared display filters, on every page.
             "builtins": ["dashboard.templatetags.console"],
@@ -279,6 +280,11 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "security.tasks.scan_stale_secrets",
         "schedule": crontab(minute=41),
     },
+    # Alerts: runs the detections over recent events, resolves quiet alerts, sends updates.
+    "evaluate-detections": {
+        "task": "alerts.tasks.evaluate_detections",
+        "schedule": float(os.environ.get("KEYWARD_ALERT_EVALUATION_INTERVAL", "30")),
+    },
     # Signing-key schedule: keeps a next key published, rotates when due.
     "rotate-signing-keys": {
         "task": "tokens.tasks.rotate_signing_keys_if_due",
@@ -313,6 +319,10 @@ KEYWARD_PIPELINE_STALE_SECONDS = float(os.environ.get("KEYWARD_PIPELINE_STALE_SE
 # lost), so events keep reaching the database without beat.
 KEYWARD_DRAIN_FALLBACK_SECONDS = float(os.environ.get("KEYWARD_DRAIN_FALLBACK_SECONDS", "10"))
 
+# Alerts (alerts/): an alert with no matching event for this long resolves itself; each
+# destination hears about one rule at most once per throttle period (then in updates).
+KEYWARD_ALERT_QUIET_SECONDS = int(os.environ.get("KEYWARD_ALERT_QUIET_SECONDS", "3600"))
+KEYWARD_ALERT_THROTTLE_SECONDS = int(os.environ.get("KEYWARD_ALERT_THROTTLE_SECONDS", "600"))
 # Log ingestion (POST /analytics/api/ingest): the largest body accepted as sent, and once
 # gzip is undone (a 413 above either). docs/events.md documents both for senders.
 KEYWARD_INGEST_MAX_BYTES = int(os.environ.get("KEYWARD_INGEST_MAX_BYTES", str(10 * 1024 * 1024)))

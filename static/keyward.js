@@ -37,3 +37,17 @@ document.addEventListener("submit", (event) => {
   const form = event.target.closest("form[data-confirm]");
   if (form && !window.confirm(form.dataset.confirm)) event.preventDefault();
 });
+
+// Live regions poll through htmx: hx-trigger="every 15s, kw:visible from:document" plus
+// data-poll. A poll is skipped while the tab is hidden (no requests from background tabs)
+// or while the user works inside the region (ticked rows, an open <details>); when the tab
+// shows again every live region refreshes at once.
+document.addEventListener("htmx:beforeRequest", (event) => {
+  const element = event.detail.elt;
+  if (!element.hasAttribute || !element.hasAttribute("data-poll")) return;
+  const busy = element.querySelector("input[type=checkbox]:checked, details[open]");
+  if (document.hidden || busy) event.preventDefault();
+});
+document.addEventListener("visibilitychange", () => {
+  if (!document.hidden) document.dispatchEvent(new CustomEvent("kw:visible"));
+});

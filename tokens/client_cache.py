@@ -51,6 +51,7 @@ class ClientRecord:
     lifetime: int
     audiences: tuple[str, ...]
     networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+    denied: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
     scopes: frozenset[str]
     can_introspect: bool
     secrets: tuple[SecretRecord, ...]
@@ -68,6 +69,17 @@ class ClientRecord:
         except ValueError:
             return False
         return any(address in network for network in self.networks)
+
+    def ip_denied(self, ip: str | None) -> bool:
+        """Inside a blocked network (checked after the allowlist; unknown addresses pass
+        here because the allowlist, when set, has already refused them)."""
+        if not self.denied or ip is None:
+            return False
+        try:
+            address = ipaddress.ip_address(ip)
+        except ValueError:
+            return False
+        return any(address in network for network in self.denied)
 
     def audience_claim(self) -> str | list[str]:
         """`aud` (RFC 9068 §3): a single string when there is one audience."""
@@ -113,13 +125,14 @@ def client_record_load(client_id: str) -> ClientRecord | None:
             "access_token_lifetime",
             "audiences",
             "allowed_networks",
+            "denied_networks",
             "can_introspect",
             "grants__scope__name",
         )
     )
     if not rows:
         return None
-    pk, status, lifetime, audiences, networks, can_introspect, _scope = rows[0]
+    pk, status, lifetime, audiences, networks, denied, can_introspect, _scope = rows[0]
     secrets = ClientSecret.objects.filter(client_id=pk).values_list(
         "pk", "secret_hash", "expires_at", "revoked_at"
     )
@@ -130,7 +143,8 @@ def client_record_load(client_id: str) -> ClientRecord | None:
         lifetime=lifetime,
         audiences=tuple(str(aud) for aud in audiences or ()),
         networks=_networks(networks),
-        scopes=frozenset(row[6] for row in rows if row[6]),
+        denied=_networks(denied),
+        scopes=frozenset(row[7] for row in rows if row[7]),
         can_introspect=can_introspect,
         secrets=tuple(
             SecretRecord(secret_id, secret_hash, _epoch(expires), _epoch(revoked))

@@ -186,6 +186,7 @@ def client_authenticate(credentials: Credentials, ip: str | None) -> Authenticat
         raise ClientAuthenticationFailed(Reason.EXPIRED_SECRET, **fail)
     if not client.is_active():
         raise ClientAuthenticationFailed(Reason.DISABLED_CLIENT, **fail)
-    if not client.ip_allowed(ip):
+    if not client.ip_allowed(ip) or client.ip_denied(ip):
+        # A blocked network reads as outside the allowlist: the caller learns nothing more.
         raise ClientAuthenticationFailed(Reason.IP_NOT_ALLOWED, **fail)
     return Authenticated(client=client, secret_id=matched.secret_id, method=credentials.method)

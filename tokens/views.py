@@ -265,7 +265,7 @@ def _introspection_caller(request: HttpRequest, form: dict, ip) -> tuple[str, bo
         error.reason = Reason.INVALID_CLIENT
         raise error
     client = client_lookup(claims["client_id"])
-    if not client.ip_allowed(ip):
+    if not client.ip_allowed(ip) or client.ip_denied(ip):
         error = _BearerRefused()
         error.reason = Reason.IP_NOT_ALLOWED
         raise error

@@ -88,19 +88,21 @@ def clip(value, length: int = 40) -> SafeString:
     return format_html('<span title="{}">{}…</span>', text, text[: length - 1].rstrip())
 
 
-# The console's sections: URL name, label, the least role that sees the link, and a longer
-# name for links whose label is an abbreviation (title and accessible name).
+# The console's sections: URL name, label, the least role that sees the link, a longer name
+# for links whose label is an abbreviation (title and accessible name), and the template
+# of a link that renders itself (Alerts polls its open count).
 NAVIGATION = (
-    ("dashboard:overview", "Overview", Role.VIEWER, ""),
-    ("clients:list", "Clients", Role.VIEWER, ""),
-    ("clients:scope_list", "Scopes", Role.VIEWER, ""),
-    ("analytics:events", "Events", Role.VIEWER, ""),
-    ("audit:list", "Audit", Role.VIEWER, ""),
-    ("security:health", "Security", Role.VIEWER, ""),
-    ("tokens:keys", "Keys", Role.ADMIN, ""),
-    ("analytics:ingestion_tokens", "Ingestion", Role.ADMIN, ""),
-    ("dashboard:users", "Users", Role.ADMIN, ""),
-    ("dashboard:two_factor", "2FA", Role.VIEWER, "Two-factor sign-in"),
+    ("dashboard:overview", "Overview", Role.VIEWER, "", ""),
+    ("clients:list", "Clients", Role.VIEWER, "", ""),
+    ("clients:scope_list", "Scopes", Role.VIEWER, "", ""),
+    ("analytics:events", "Events", Role.VIEWER, "", ""),
+    ("audit:list", "Audit", Role.VIEWER, "", ""),
+    ("security:health", "Security", Role.VIEWER, "", ""),
+    ("alerts:inbox", "Alerts", Role.VIEWER, "", "alerts/_nav_count.html"),
+    ("tokens:keys", "Keys", Role.ADMIN, "", ""),
+    ("analytics:ingestion_tokens", "Ingestion", Role.ADMIN, "", ""),
+    ("dashboard:users", "Users", Role.ADMIN, "", ""),
+    ("dashboard:two_factor", "2FA", Role.VIEWER, "Two-factor sign-in", ""),
 )
 
 
@@ -114,14 +116,21 @@ def navigation(context) -> dict:
     if role is None or request.session.get("keyward_2fa_pending"):
         return {"items": []}
     links = [
-        (reverse(name), label, title) for name, label, least, title in NAVIGATION if role >= least
+        (reverse(name), label, title, template)
+        for name, label, least, title, template in NAVIGATION
+        if role >= least
     ]
     path = request.path
     under = [url for url, *_ in links if path == url or (url != "/" and path.startswith(url))]
     current = max(under, key=len, default=None)
-    return {
-        "items": [
-            {"url": url, "label": label, "title": title, "current": url == current}
-            for url, label, title in links
-        ]
-    }
+    items = [
+        {
+            "url": url,
+            "label": label,
+            "title": title,
+            "template": template,
+            "current": url == current,
+        }
+        for url, label, title, template in links
+    ]
+    return {"items": items, "open_alert_count": context.get("open_alert_count")}

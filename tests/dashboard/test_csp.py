@@ -30,15 +30,51 @@ def url_args(make_client, make_scope, admin_user):
     scope = make_scope("csp:read")
     client, _secret = make_client("CSP", scopes=[scope])
     SecretFinding.objects.create(kind=SecretFinding.Kind.CLIENT_DORMANT, client=client)
+    alert, suppression, destination = _alert_objects(client)
     token, _plain = ingestion_token_create(actor=Actor.cli(), name="CSP", source="csp")
     return {
         "token_id": token.pk,
+        # `pk` is an alert's, except on the suppression and destination pages (by URL name).
+        "pk": alert.pk,
+        "pk:alerts:suppression_lift": suppression.pk,
+        "pk:alerts:destination_detail": destination.pk,
+        "pk:alerts:destination_rotate": destination.pk,
+        "pk:alerts:destination_delete": destination.pk,
         "client_id": client.client_id,
         "secret_id": client.secrets.get().pk,
         "name": scope.name,
         "scope_name": scope.name,
         "username": admin_user.username,
     }
+
+
+def _alert_objects(client):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from alerts.detections import Subject
+    from alerts.services import alert_raise, destination_create, suppression_create
+    from audit.services import Actor
+
+    subject = Subject(client_id=client.client_id, network="192.0.2.0/24")
+    alert = alert_raise(
+        rule="allowlist_violation",
+        subject=subject,
+        evidence={},
+        seen_at=timezone.now(),
+        client=client,
+    ).alert
+    suppression = suppression_create(
+        actor=Actor.cli(),
+        rule="brute_force",
+        reason="csp",
+        expires_at=timezone.now() + timedelta(hours=1),
+    )
+    destination, _ = destination_create(
+        actor=Actor.cli(), name="csp", kind="webhook", target="https://hooks.example.com/x"
+    )
+    return alert, suppression, destination
 
 
 def assert_hardened(response) -> None:
@@ -57,7 +93,10 @@ class TestContentSecurityPolicy:
     def test_it_covers_every_page_without_inline_script(
         self, admin_client, url_args, route, name, pattern
     ):
-        kwargs = {key: url_args[key] for key in pattern.pattern.converters}
+        kwargs = {
+            key: url_args.get(f"{key}:{name}", url_args.get(key))
+            for key in pattern.pattern.converters
+        }
         url = reverse(name, kwargs=kwargs)
         for headers in ({}, {"HTTP_HX_REQUEST": "true"}):
             assert_hardened(admin_client.get(url, **headers))

@@ -117,7 +117,12 @@ def seed_console() -> dict[str, object]:
         source="auth0",
         expires_at=timezone.now() + timedelta(days=90),
     )
+    alert, suppression, destination = _alerts(client)
     return {
+        # By argument name; "<route name>:<argument>" where routes mean different rows.
+        "pk": alert.pk,
+        "alerts:suppression_lift:pk": suppression.pk,
+        **{f"alerts:destination_{view}:pk": destination.pk for view in DESTINATION_VIEWS},
         "token_id": ingestion.pk,
         "client_id": client.client_id,
         "name": scope.name,
@@ -138,6 +143,38 @@ def enrolled_admin():
     code = f"{TOTP(device.bin_key, device.step, device.t0, device.digits).token():06d}"
     assert two_factor.two_factor_enrol(actor=Actor.cli(), device=device, code=code) is not None
     return user
+
+
+DESTINATION_VIEWS = ("detail", "rotate", "delete")
+
+
+def _alerts(client: Client):
+    """An open alert on the long-named client, a suppression and a webhook destination."""
+    from alerts.detections import Subject
+    from alerts.services import alert_raise, destination_create, suppression_create
+
+    now = timezone.now()
+    raised = alert_raise(
+        rule="brute_force",
+        subject=Subject(client_id=client.client_id),
+        evidence={"failures": 240, "window_seconds": 300, "source_ips": ["10.20.3.4"]},
+        seen_at=now,
+        first_seen_at=now - timedelta(minutes=5),
+        client=client,
+    )
+    suppression = suppression_create(
+        actor=Actor.cli(),
+        reason=LONG_TEXT,
+        expires_at=now + timedelta(days=7),
+        client_id=client.client_id,
+    )
+    destination, _secret = destination_create(
+        actor=Actor.cli(),
+        name="Security on-call (Slack #sec-alerts-emea-payments)",
+        kind="webhook",
+        target="https://hooks.example.com/services/T0000/B0000/settlement-reconciliation-alerts",
+    )
+    return raised.alert, suppression, destination
 
 
 def _findings(client: Client, secret) -> None:
@@ -200,9 +237,13 @@ def console_pages(samples: dict[str, object], admin) -> tuple[dict[str, str], li
     browser.force_login(admin)
     pages, others = {}, []
     for name, pattern in named_routes():
-        missing = [arg for arg in pattern.pattern.converters if arg not in samples]
+        kwargs = {
+            arg: samples.get(f"{name}:{arg}", samples.get(arg))
+            for arg in pattern.pattern.converters
+        }
+        missing = [arg for arg, value in kwargs.items() if value is None]
         assert not missing, f"{name}: add a sample value for {missing} to seed_console()"
-        url = reverse(name, kwargs={arg: samples[arg] for arg in pattern.pattern.converters})
+        url = reverse(name, kwargs=kwargs)
         response = browser.get(url)
         content_type = response.get("Content-Type", "")
         # An htmx fragment is not a page; streamed answers are exports, never pages.
