@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from django.db.models import Count, Max, Min, Q
 from django.db.models.functions import TruncMinute
 
-from audit.models import TokenEvent
+from analytics.models import TokenEvent
 from clients.models import Client, ScopeGrant
 
 from .models import ENVIRONMENT_ANY, DetectionSetting, Severity

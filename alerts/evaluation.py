@@ -125,7 +125,7 @@ def _fires(config: Config, finding: Finding, window_seconds: int) -> bool:
 
 
 def _evidence(detection: Detection, config: Config, finding: Finding) -> dict:
-    from audit.models import TokenEvent
+    from analytics.models import TokenEvent
 
     samples = (
         TokenEvent.objects.filter(finding.sample_filter)

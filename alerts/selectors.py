@@ -7,7 +7,7 @@ from datetime import datetime
 from django.core.cache import cache
 from django.db.models import QuerySet
 
-from audit.models import TokenEvent
+from analytics.models import TokenEvent
 
 from .models import Alert, AlertDelivery, AlertDestination, Suppression
 from .services import OPEN_COUNT_CACHE_KEY

@@ -31,9 +31,9 @@ from django.db import DataError, IntegrityError
 
 from audit.events import TokenEventRecord
 from clients.models import Client
-from tokens.drain import token_events_store
 
 from .formats import FORMATS, NotATokenEvent
+from .store import token_events_store
 
 logger = logging.getLogger(__name__)
 
@@ -288,7 +288,7 @@ def _batch_write(entries: list[tuple[int, TokenEventRecord]], report: IngestRepo
     report.duplicates += len(records) - inserted
 
 
-# As in tokens/drain.py: errors a bad row causes. COPY is psycopg's own API, so its errors
+# As in analytics/drain.py: errors a bad row causes. COPY is psycopg's own API, so its errors
 # arrive unwrapped; an unreachable database (OperationalError) is not one of them.
 _ROW_ERRORS = (DataError, IntegrityError, psycopg.DataError, psycopg.IntegrityError, ValueError)
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from .models import AdminAction, TokenEvent
+from .models import AdminAction
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -23,10 +23,3 @@ class AdminActionAdmin(ReadOnlyAdmin):
     list_display = ("created_at", "actor_label", "action", "target_type", "target_id", "ip")
     list_filter = ("action", "target_type")
     search_fields = ("actor_label", "target_id", "target_label")
-
-
-@admin.register(TokenEvent)
-class TokenEventAdmin(ReadOnlyAdmin):
-    list_display = ("occurred_at", "endpoint", "client_id", "outcome", "reason", "status_code")
-    list_filter = ("endpoint", "outcome", "reason")
-    search_fields = ("client_id", "jti")

@@ -2,7 +2,7 @@
 
 `TokenEventRecord` is the one definition of a token event. The token service builds it and
 writes it to the Redis buffer (`to_buffer`), the drain reads it back (`from_buffer`) and
-stores it as a `TokenEvent` row (`as_row`, `as_model`), and docs/events.md shows the JSON
+stores it as a `TokenEvent` row (`as_row`), and docs/events.md shows the JSON
 Schema generated from it (`token_event_json_schema`, `manage.py token_event_schema`). The
 rate-limit rewrite (`as_rate_limited`) is defined here and nowhere else. Nothing in it is
 specific to Keyward's own token service: logs of other services (Keycloak, Auth0, Okta)
@@ -29,17 +29,63 @@ from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from datetime import UTC, datetime
 from functools import lru_cache
+from importlib import import_module
+from types import ModuleType
 from typing import Any, get_type_hints
 
 import orjson
+from django.conf import settings
+from django.db import models
 
 from base.secrets import SECRET_PREFIX
 
-from .models import TokenEvent
+# The event table (analytics.models.TokenEvent) sits in a layer above every producer of
+# events (tokens, log ingestion), so it cannot be what defines them: this module owns the
+# choices and the column lengths, and the model takes its columns from here. The arrow
+# points one way, analytics -> audit; tokens and clients read and write events through the
+# store that settings.KEYWARD_EVENT_STORE names (`event_store()` below).
 
-Endpoint = TokenEvent.Endpoint
-Outcome = TokenEvent.Outcome
-Reason = TokenEvent.Reason
+
+class Endpoint(models.TextChoices):
+    TOKEN = "token", "Token"
+    INTROSPECT = "introspect", "Introspection"
+    REVOKE = "revoke", "Revocation"
+
+
+class Outcome(models.TextChoices):
+    SUCCESS = "success", "Success"
+    FAILURE = "failure", "Failure"
+
+
+class Reason(models.TextChoices):
+    OK = "ok", "OK"
+    BAD_SECRET = "bad_secret", "Bad secret"
+    UNKNOWN_CLIENT = "unknown_client", "Unknown client"
+    DISABLED_CLIENT = "disabled_client", "Disabled client"
+    EXPIRED_SECRET = "expired_secret", "Expired secret"
+    REVOKED_SECRET = "revoked_secret", "Revoked secret"
+    IP_NOT_ALLOWED = "ip_not_allowed", "Source IP not allowed"
+    INVALID_SCOPE = "invalid_scope", "Invalid scope"
+    RATE_LIMITED = "rate_limited", "Rate limited"
+    INVALID_REQUEST = "invalid_request", "Invalid request"
+    INVALID_CLIENT = "invalid_client", "Invalid client authentication"
+    UNSUPPORTED_GRANT_TYPE = "unsupported_grant_type", "Unsupported grant type"
+    UNAUTHORIZED = "unauthorized", "Caller not authorized"
+    SERVER_ERROR = "server_error", "Server error"
+
+
+# Column lengths of the event table's text columns (analytics.models.TokenEvent uses them).
+MAX_LENGTHS: dict[str, int] = {
+    "endpoint": 16,
+    "client_id": 200,
+    "outcome": 8,
+    "reason": 32,
+    "user_agent": 300,
+    "scopes_requested": 1000,
+    "scopes_granted": 1000,
+    "jti": 64,
+    "source": 64,
+}
 
 # The source of events that Keyward's own token service recorded.
 SOURCE_KEYWARD = "keyward"
@@ -54,7 +100,7 @@ _STATUS_MAX = 32_767  # PositiveSmallIntegerField
 
 
 def _max_length(name: str) -> int:
-    return TokenEvent._meta.get_field(name).max_length
+    return MAX_LENGTHS[name]
 
 
 def _field(description: str, *, default: Any = MISSING, **schema: Any) -> Any:
@@ -217,9 +263,6 @@ class TokenEventRecord:
             self.source,
         )
 
-    def as_model(self) -> TokenEvent:
-        return TokenEvent(**dict(zip(COLUMNS, self.as_row(), strict=True)))
-
     # --- Rules -----------------------------------------------------------------------
 
     def as_rate_limited(self) -> TokenEventRecord:
@@ -241,7 +284,7 @@ _RATE_LIMITED = {
 
 # TokenEvent columns in table order (the record's field order); as_row() follows it.
 COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(TokenEventRecord))
-_LIMITS = {name: _max_length(name) for name in COLUMNS if _max_length(name)}
+_LIMITS = {name: MAX_LENGTHS[name] for name in COLUMNS if name in MAX_LENGTHS}
 _ENDPOINTS = frozenset(Endpoint.values)
 _OUTCOMES = frozenset(Outcome.values)
 
@@ -377,3 +420,13 @@ def token_event_json_schema() -> dict:
         "required": [f.name for f in fields(TokenEventRecord) if f.default is MISSING],
         "additionalProperties": False,
     }
+
+
+def event_store() -> ModuleType:
+    """The module that stores and reads token events: settings.KEYWARD_EVENT_STORE
+    (analytics.store). Named by a setting because the store's app sits above the apps that
+    produce events (tokens writes them when Redis is absent or down) and show them (the
+    client page): they reach it through here without importing it. Functions they call:
+    `token_events_write(records)`, `client_recent_token_events(client_id=, limit=)`,
+    `secret_uses_since(secret_ids=, since=)`."""
+    return import_module(settings.KEYWARD_EVENT_STORE)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import Count, QuerySet
+from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.timesince import timesince
 
-from audit.models import TokenEvent
+from audit.events import event_store
 
 from .models import Client, ClientSecret
 
@@ -41,28 +41,23 @@ def client_secret_progress(*, client: Client, now: datetime | None = None) -> li
     whether an older secret is still in use or safe to revoke.
 
     "Since the latest rotation" means since the newest secret was created. Uses come from
-    TokenEvent (indexed on secret_id, occurred_at); the secret's own last_used_at, kept by
-    event ingestion, is preferred when it is later than the newest event seen here.
+    the event store (analytics, above clients: reached through audit.events.event_store);
+    the secret's own last_used_at, kept by event ingestion, is preferred when it is later
+    than the newest event seen here.
     """
     now = now or timezone.now()
     secrets = list(client.secrets.order_by("-created_at", "-id"))
     if not secrets:
         return []
     rotated_at = secrets[0].created_at
-    since = TokenEvent.objects.filter(
-        secret_id__in=[secret.pk for secret in secrets],
-        outcome=TokenEvent.Outcome.SUCCESS,
-        occurred_at__gte=rotated_at,
+    uses = event_store().secret_uses_since(
+        secret_ids=[secret.pk for secret in secrets], since=rotated_at
     )
-    counts = dict(since.values("secret_id").annotate(n=Count("id")).values_list("secret_id", "n"))
+    counts = {secret_id: use.count for secret_id, use in uses.items()}
     # A consumer that switches during the overlap uses the old secret a few more times after
     # the rotation; once the new secret has been used, only later uses of an old one count.
-    switched_at = (
-        since.filter(secret_id=secrets[0].pk)
-        .order_by("occurred_at")
-        .values_list("occurred_at", flat=True)
-        .first()
-    )
+    current = uses.get(secrets[0].pk)
+    switched_at = current.first_at if current else None
     # Until the new secret is used, "no use since the rotation" proves little while tokens
     # issued before it are still valid: their holders have not needed a secret yet.
     quiet_until = None
@@ -70,15 +65,12 @@ def client_secret_progress(*, client: Client, now: datetime | None = None) -> li
         quiet_until = rotated_at + timedelta(seconds=client.access_token_lifetime)
     still_used = set()
     if switched_at is not None:
-        still_used = set(
-            since.filter(occurred_at__gt=switched_at).values_list("secret_id", flat=True)
-        )
+        still_used = {secret_id for secret_id, use in uses.items() if use.last_at > switched_at}
     return [
         _progress(
             secret,
             secret is secrets[0],
-            counts.get(secret.pk, 0),
-            since,
+            uses.get(secret.pk),
             now,
             in_use=secret.pk in still_used if switched_at else counts.get(secret.pk, 0) > 0,
             quiet_until=quiet_until,
@@ -90,18 +82,18 @@ def client_secret_progress(*, client: Client, now: datetime | None = None) -> li
 def _progress(
     secret: ClientSecret,
     is_current: bool,
-    uses: int,
-    since: QuerySet,
+    use,
     now: datetime,
     *,
     in_use: bool,
     quiet_until: datetime | None = None,
 ) -> SecretProgress:
+    """`use`: the secret's successful uses since the rotation (the store's SecretUses), or
+    None."""
+    uses = use.count if use else 0
     last_at, last_ip = secret.last_used_at, secret.last_used_ip
-    if uses and secret.is_valid(now):
-        latest = since.filter(secret_id=secret.pk).order_by("-occurred_at").first()
-        if latest and (last_at is None or latest.occurred_at > last_at):
-            last_at, last_ip = latest.occurred_at, latest.source_ip
+    if uses and secret.is_valid(now) and (last_at is None or use.last_at > last_at):
+        last_at, last_ip = use.last_at, use.last_ip
     too_soon = quiet_until is not None and now < quiet_until
     safe = not is_current and secret.is_valid(now) and not in_use and not too_soon
     status = _status(secret, is_current, in_use, last_at, last_ip, now, used_since=uses > 0)
@@ -148,17 +140,17 @@ def _status(
     return "unused since rotation — safe to revoke"
 
 
-def client_recent_token_events(*, client: Client, limit: int = 20) -> list[TokenEvent]:
-    """The client's latest token-service requests, failures included (newest first).
+def client_recent_token_events(*, client: Client, limit: int = 20) -> list:
+    """The client's latest token-service requests, failures included (newest first): rows
+    of the event store (analytics.models.TokenEvent).
 
-    Uses the (client_id, -occurred_at) index. Events reach the table through ingestion,
-    so the newest few seconds may be missing.
+    Events reach the table through ingestion, so the newest few seconds may be missing.
     """
-    events = list(TokenEvent.objects.filter(client_id=client.client_id)[:limit])
+    events = event_store().client_recent_token_events(client_id=client.client_id, limit=limit)
     return token_events_with_hints(events)
 
 
-def token_events_with_hints(events: list[TokenEvent]) -> list[TokenEvent]:
+def token_events_with_hints(events: list) -> list:
     """Give each event `secret_hint`: pages name a secret by its hint (`kwsec_…Nlg4`), as the
     secrets table and the audit trail do, never by the row id the event records."""
     ids = {event.secret_id for event in events if event.secret_id is not None}

@@ -80,8 +80,8 @@ class DrainFallback(bootsteps.StartStopStep):
     def check(self) -> None:
         import redis
 
+        from analytics.tasks import drain_token_events
         from tokens.pipeline import drain_fallback_claim
-        from tokens.tasks import drain_token_events
 
         try:
             if drain_fallback_claim():

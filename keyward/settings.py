@@ -259,7 +259,8 @@ CELERY_BEAT_SCHEDULE_FILENAME = os.environ.get("KEYWARD_BEAT_SCHEDULE_FILE") or 
 )
 CELERY_BEAT_SCHEDULER = "keyward.celery:Scheduler"
 CELERY_BEAT_SCHEDULE: dict = {
-    # Moves buffered token events from Redis into the TokenEvent table.
+    # Moves buffered token events from Redis into the event store (analytics.tasks; the
+    # task kept its first name).
     "drain-token-events": {
         "task": "tokens.tasks.drain_token_events",
         "schedule": float(os.environ.get("KEYWARD_INGEST_INTERVAL", "2")),
@@ -290,6 +291,13 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "tokens.tasks.rotate_signing_keys_if_due",
         "schedule": crontab(hour=3, minute=7),
     },
+    # Event store retention: drops raw-event day partitions past retention, creates the
+    # next days' partitions, prunes old rollups. Hourly: each run is cheap and idempotent,
+    # and a missed run is made up within the hour.
+    "apply-event-retention": {
+        "task": "analytics.tasks.apply_event_retention",
+        "schedule": crontab(minute=23),
+    },
 }
 
 EMAIL_BACKEND = os.environ.get(
@@ -311,6 +319,15 @@ EMAIL_FILE_PATH = os.environ.get("EMAIL_FILE_PATH", "") or str(VAR_DIR / "mail")
 # Secret lifecycle. clients asks this function for a new secret's expiry when it registers a
 # client; clients sits below security and must not import it (see clients/services.py).
 KEYWARD_NEW_SECRET_EXPIRY = "security.services.new_secret_expiry"  # noqa: S105 - a dotted path
+
+# The token-event store (analytics/store.py). tokens writes events to it when there is no
+# Redis buffer and clients reads a client's events from it; both sit below analytics, so
+# they find it through this setting (audit.events.event_store) instead of importing it.
+KEYWARD_EVENT_STORE = "analytics.store"
+# Raw token events (and per-minute rollups) are kept this many days; older events are not
+# stored at all. Hourly rollups, scope usage and source networks are kept longer.
+KEYWARD_EVENT_RETENTION_DAYS = int(os.environ.get("KEYWARD_EVENT_RETENTION_DAYS", "30"))
+KEYWARD_ROLLUP_RETENTION_DAYS = int(os.environ.get("KEYWARD_ROLLUP_RETENTION_DAYS", "400"))
 
 # Token-event pipeline health (tokens/pipeline.py): /healthz and the console banner report a
 # stall once the oldest waiting event, beat's last send or the last drain is this old.

@@ -3,7 +3,7 @@
 
 Three signals, all in Redis and read in one round trip:
 - beat's heartbeat: the time beat last sent a task (written by keyward.celery.Scheduler);
-- the drain's heartbeat: the time a drain run last finished (tokens/drain.py);
+- the drain's heartbeat: the time a drain run last finished (analytics/drain.py);
 - the oldest waiting event: the head of the processing list (a batch being written or left
   by a killed run) or else of the buffer; events carry `occurred_at`.
 
@@ -24,7 +24,7 @@ from django.conf import settings
 from django.core.cache import cache as django_cache
 from django.utils.timesince import timesince
 
-from .drain import DRAIN_HEARTBEAT_KEY, EVENT_BUFFER_KEY, EVENT_PROCESSING_KEY, event_buffer_redis
+from .buffer import DRAIN_HEARTBEAT_KEY, EVENT_BUFFER_KEY, EVENT_PROCESSING_KEY, event_buffer_redis
 
 BEAT_HEARTBEAT_KEY = "keyward:pipeline:beat-sent-at"
 # Held for KEYWARD_DRAIN_FALLBACK_SECONDS by the worker that sends a fallback drain, so

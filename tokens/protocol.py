@@ -14,12 +14,10 @@ from authlib.consts import default_json_headers
 from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidRequestError
 from django.http import HttpRequest
 
-from audit.models import TokenEvent
+from audit.events import Reason
 from clients.secrets import secret_hash
 
 from .client_cache import ClientRecord, SecretRecord, client_lookup, client_lookup_reloaded
-
-Reason = TokenEvent.Reason
 
 MAX_BODY_BYTES = 8192
 MAX_FIELDS = 32

@@ -2,18 +2,8 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from .drain import token_events_drain
 from .services import revocations_purge, signing_keys_rotate_if_due
 from .sink import denylist_verify
-
-
-# acks_late: a worker killed mid-run gets the message redelivered; the drain itself is
-# crash-safe either way (see tokens/drain.py). expires: when workers were down, beat's
-# backlog of two-second ticks is dropped instead of run one after another.
-@shared_task(acks_late=True, ignore_result=True, soft_time_limit=50, time_limit=60, expires=30)
-def drain_token_events() -> int:
-    """Beat runs this every few seconds (CELERY_BEAT_SCHEDULE)."""
-    return token_events_drain()
 
 
 @shared_task

@@ -9,18 +9,18 @@ from __future__ import annotations
 
 from django.urls import path
 
-from audit.models import TokenEvent
+from audit.events import Endpoint
 
 from . import views
 
 app_name = "tokens"
 
 # Machine endpoints served ahead of the rest of Django; each route's name is the
-# TokenEvent endpoint its events are recorded under (also when the view fails).
+# event endpoint its events are recorded under (also when the view fails).
 TOKEN_SERVICE = [
-    path("token-srv/token", views.token, name=TokenEvent.Endpoint.TOKEN.value),
-    path("token-srv/introspect", views.introspect, name=TokenEvent.Endpoint.INTROSPECT.value),
-    path("token-srv/revoke", views.revoke, name=TokenEvent.Endpoint.REVOKE.value),
+    path("token-srv/token", views.token, name=Endpoint.TOKEN.value),
+    path("token-srv/introspect", views.introspect, name=Endpoint.INTROSPECT.value),
+    path("token-srv/revoke", views.revoke, name=Endpoint.REVOKE.value),
 ]
 
 # Public documents for resource servers and clients, also served ahead of the rest: a

@@ -20,8 +20,7 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from audit.events import TokenEventRecord, client_id_redacted
-from audit.models import TokenEvent
+from audit.events import Endpoint, Outcome, Reason, TokenEventRecord, client_id_redacted
 from audit.services import Actor
 from base.http import client_ip
 from base.roles import Role, role_required
@@ -43,9 +42,6 @@ from .sink import denylist_contains, emit
 
 log = logging.getLogger(__name__)
 
-Reason = TokenEvent.Reason
-Endpoint = TokenEvent.Endpoint
-Outcome = TokenEvent.Outcome
 REASON_BY_ERROR = {
     "invalid_request": Reason.INVALID_REQUEST,
     "invalid_client": Reason.INVALID_CLIENT,

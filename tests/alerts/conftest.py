@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from audit.models import TokenEvent
+from analytics.models import TokenEvent
 from keyward.celery import app as celery_app
+from tests.analytics.conftest import partitions_for
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 Reason = TokenEvent.Reason
@@ -62,5 +63,6 @@ def traffic(count: int, *, spread: timedelta = timedelta(minutes=4), end=None, *
     end = end or NOW
     step = spread / max(count, 1)
     events = [event(at=end - step * i, **fields) for i in range(count)]
+    partitions_for(*(e.occurred_at for e in events))
     TokenEvent.objects.bulk_create(events)
     return events

@@ -22,10 +22,11 @@ from django.utils import timezone
 from alerts.models import Alert, AlertDelivery
 from alerts.services import destination_create
 from alerts.tasks import evaluate_detections
-from audit.models import TokenEvent
+from analytics.models import TokenEvent
 from audit.services import Actor
 from clients import services
 from keyward.celery import app as celery_app
+from tests.analytics.conftest import partitions_for
 from tests.processes import child_database_url
 
 from .conftest import event
@@ -111,6 +112,7 @@ def test_the_worker_evaluates_and_delivers_a_signed_webhook(worker):
         )
         client, _ = services.client_register(actor=Actor.cli(), name="Target")
         now = timezone.now()
+        partitions_for(now)
         TokenEvent.objects.bulk_create(
             event(client_id=client.client_id, reason=TokenEvent.Reason.BAD_SECRET, at=now)
             for _ in range(25)

@@ -15,8 +15,8 @@ from django.test import Client as HttpClient
 from django.utils import timezone
 
 from analytics.ingestion_tokens import ingestion_token_create, ingestion_token_revoke
-from analytics.models import IngestionToken
-from audit.models import AdminAction, TokenEvent
+from analytics.models import IngestionToken, TokenEvent
+from audit.models import AdminAction
 from audit.services import Actor
 from tests.analytics.conftest import fresh_events, ndjson
 

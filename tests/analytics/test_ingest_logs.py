@@ -18,7 +18,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 
-from audit.models import TokenEvent
+from analytics.models import TokenEvent
 from clients.models import Client
 from tests.analytics.conftest import SAMPLE_FILES
 

@@ -4,14 +4,16 @@ audit trail and the client page), never Python or JSON reprs; a secret by its hi
 from __future__ import annotations
 
 import re
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from analytics.store import token_events_write
 from audit.changes import entry_changes
-from audit.models import TokenEvent
+from audit.events import TokenEventRecord
 from audit.services import Actor
 from clients import services
 from security.services import client_secret_rotate
@@ -75,15 +77,20 @@ class TestOnTheClientPage:
     def test_token_events_name_the_secret_by_its_hint(self, make_client, viewer_client):
         client, _ = make_client("Billing")
         secret = client.secrets.get()
-        TokenEvent.objects.create(
-            occurred_at=timezone.now(),
-            endpoint="token",
-            client_id=client.client_id,
-            client_known=True,
-            secret_id=secret.pk,
-            outcome="success",
-            reason="ok",
-            status_code=200,
+        token_events_write(
+            [
+                TokenEventRecord(
+                    id=uuid.uuid4().hex,
+                    occurred_at=timezone.now().timestamp(),
+                    endpoint="token",
+                    client_id=client.client_id,
+                    client_known=True,
+                    secret_id=secret.pk,
+                    outcome="success",
+                    reason="ok",
+                    status_code=200,
+                )
+            ]
         )
         response = viewer_client.get(reverse("clients:detail", args=[client.client_id]))
         html = section(response.content.decode(), "client-token-events")

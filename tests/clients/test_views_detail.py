@@ -1,10 +1,15 @@
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from audit.models import AdminAction, TokenEvent
+from analytics.models import TokenEvent
+from analytics.store import token_events_write
+from audit.events import TokenEventRecord
+from audit.models import AdminAction
 from audit.services import Actor
 from clients import services
 from clients.models import ScopeGrant
@@ -20,8 +25,9 @@ def billing(make_client, make_scope):
 
 
 def token_event(client, *, reason: str, ip: str) -> TokenEvent:
-    return TokenEvent.objects.create(
-        occurred_at=timezone.now(),
+    record = TokenEventRecord(
+        id=uuid.uuid4().hex,
+        occurred_at=timezone.now().timestamp(),
         endpoint="token",
         client_id=client.client_id,
         client_known=True,
@@ -30,6 +36,8 @@ def token_event(client, *, reason: str, ip: str) -> TokenEvent:
         source_ip=ip,
         status_code=401,
     )
+    token_events_write([record])
+    return TokenEvent.objects.get(id=record.id)
 
 
 def detail_url(client) -> str:

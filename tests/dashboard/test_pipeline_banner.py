@@ -8,12 +8,12 @@ import pytest
 from django.core.cache import cache
 from django.urls import reverse
 
-from tokens.drain import (
+from analytics.drain import token_events_drain
+from tokens.buffer import (
     DRAIN_HEARTBEAT_KEY,
     EVENT_BUFFER_KEY,
     EVENT_PROCESSING_KEY,
     event_buffer_redis,
-    token_events_drain,
 )
 from tokens.pipeline import BEAT_HEARTBEAT_KEY, STATUS_CACHE_KEY, beat_heartbeat_record
 

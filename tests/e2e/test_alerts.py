@@ -22,13 +22,13 @@ from alerts.detections import Subject
 from alerts.evaluation import after_batch_drained
 from alerts.models import Alert
 from alerts.services import alert_raise
+from analytics.drain import token_events_drain
 from audit.services import Actor
 from clients import services
 from clients.models import Client
 from tests.conftest import make_user
 from tests.e2e.test_register_client import log_in
 from tests.e2e.test_rotate_secret import REFUSAL_DEADLINE, refused_within, token_request
-from tokens.drain import token_events_drain
 
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 

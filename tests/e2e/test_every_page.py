@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import os
+import uuid
 from datetime import timedelta
 from pathlib import Path
 
@@ -25,7 +26,8 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
 from analytics.ingestion_tokens import ingestion_token_create
-from audit.models import TokenEvent
+from analytics.store import token_events_write
+from audit.events import TokenEventRecord
 from audit.services import Actor
 from clients import services as client_services
 from clients.models import Client, Scope
@@ -188,13 +190,10 @@ def _findings(client: Client, secret) -> None:
 
 def _token_events(client: Client, secret) -> None:
     now = timezone.now()
-    for minutes, reason, outcome, status in [
-        (1, "ok", "success", 200),
-        (2, "bad_secret", "failure", 401),
-        (3, "invalid_scope", "failure", 400),
-    ]:
-        TokenEvent.objects.create(
-            occurred_at=now - timedelta(minutes=minutes),
+    records = [
+        TokenEventRecord(
+            id=uuid.uuid4().hex,
+            occurred_at=(now - timedelta(minutes=minutes)).timestamp(),
             endpoint="token",
             client_id=client.client_id,
             client_known=True,
@@ -205,6 +204,13 @@ def _token_events(client: Client, secret) -> None:
             source_ip="10.20.3.4",
             scopes_requested=f"orders:read reports:export {LONG_SCOPE}",
         )
+        for minutes, reason, outcome, status in [
+            (1, "ok", "success", 200),
+            (2, "bad_secret", "failure", 401),
+            (3, "invalid_scope", "failure", 400),
+        ]
+    ]
+    token_events_write(records)
 
 
 def _issue_a_token() -> None:

@@ -14,8 +14,8 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from analytics.explorer import PAGE_SIZE
-from audit.models import TokenEvent
-from tests.analytics.conftest import event_fields
+from analytics.models import TokenEvent
+from tests.analytics.conftest import event_fields, partitions_for
 from tests.conftest import make_user
 from tests.e2e.test_register_client import log_in
 
@@ -70,6 +70,7 @@ def traffic(role_groups, make_client):
                 )
             )
         )
+    partitions_for(*(row.occurred_at for row in rows))
     TokenEvent.objects.bulk_create(rows)
     return client
 

@@ -12,7 +12,7 @@ import pytest
 import requests
 from playwright.sync_api import expect
 
-from audit.models import TokenEvent
+from analytics.models import TokenEvent
 from tests.analytics.conftest import fresh_events, ndjson
 from tests.conftest import make_user
 from tests.e2e.test_register_client import log_in

@@ -12,13 +12,13 @@ import pytest
 import requests
 from playwright.sync_api import expect
 
+from analytics.drain import token_events_drain
 from audit.services import Actor
 from clients import services
 from clients.models import ClientSecret
 from clients.secrets import secret_hash
 from tests.conftest import make_user
 from tests.e2e.test_register_client import log_in
-from tokens.drain import token_events_drain
 
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from audit.models import TokenEvent
+from analytics.models import TokenEvent
 from audit.services import Actor
 from clients.selectors import client_secret_progress, client_valid_secret_count
 from security import services

@@ -23,8 +23,8 @@ from django.test import Client as HttpClient
 from audit.events import TokenEventRecord, token_event_json_schema
 from tests.processes import child_database_url
 from tokens import sink
+from tokens.buffer import EVENT_BUFFER_KEY
 from tokens.client_cache import client_cache_clear
-from tokens.drain import EVENT_BUFFER_KEY
 from tokens.keys import key_ring_reset
 
 TOKEN_URL = "/token-srv/token"

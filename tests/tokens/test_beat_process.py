@@ -15,8 +15,9 @@ from django.conf import settings as django_settings
 from django.test import Client as HttpClient
 from django.urls import reverse
 
+from analytics.drain import token_events_drain
 from tests.processes import child_database_url
-from tokens.drain import event_buffer_redis, token_events_drain
+from tokens.buffer import event_buffer_redis
 from tokens.pipeline import BEAT_HEARTBEAT_KEY
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]

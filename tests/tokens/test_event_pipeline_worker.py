@@ -14,19 +14,18 @@ from pathlib import Path
 import pytest
 from django.conf import settings as django_settings
 
-from audit.models import TokenEvent
+from analytics.drain import DRAIN_LOCK_SECONDS
+from analytics.models import TokenEvent
+from analytics.tasks import drain_token_events
+from tests.analytics.test_drain import make_event
 from tests.processes import child_database_url
-from tokens.drain import (
+from tokens.buffer import (
     DRAIN_HEARTBEAT_KEY,
-    DRAIN_LOCK_SECONDS,
     EVENT_BUFFER_KEY,
     EVENT_PROCESSING_KEY,
     event_buffer_redis,
 )
 from tokens.pipeline import DRAIN_FALLBACK_CLAIM_KEY
-from tokens.tasks import drain_token_events
-
-from .test_drain import make_event
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 

@@ -3,10 +3,10 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from analytics.models import TokenEvent
 from audit.events import COLUMNS
-from audit.models import TokenEvent
 from tokens import sink
-from tokens.drain import EVENT_BUFFER_KEY
+from tokens.buffer import EVENT_BUFFER_KEY
 
 from .conftest import EVENT_SCHEMA, INTROSPECT_URL, REVOKE_URL, TOKEN_URL, basic
 

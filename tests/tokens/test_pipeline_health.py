@@ -9,16 +9,15 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
-from tokens.drain import (
+from analytics.drain import token_events_drain
+from tests.analytics.test_drain import make_event
+from tokens.buffer import (
     DRAIN_HEARTBEAT_KEY,
     EVENT_BUFFER_KEY,
     EVENT_PROCESSING_KEY,
     event_buffer_redis,
-    token_events_drain,
 )
 from tokens.pipeline import BEAT_HEARTBEAT_KEY, beat_heartbeat_record, drain_fallback_claim
-
-from .test_drain import make_event
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from audit.models import TokenEvent
+from analytics.models import TokenEvent
 from tokens.protocol import MAX_BODY_BYTES
 
 from .conftest import basic, serving

@@ -9,10 +9,10 @@ import uuid
 import pytest
 import redis
 
+from analytics.models import TokenEvent
 from audit.events import TokenEventRecord
-from audit.models import TokenEvent
 from tokens import sink
-from tokens.drain import EVENT_BUFFER_KEY
+from tokens.buffer import EVENT_BUFFER_KEY
 from tokens.sink import DENYLIST_PREFIX, denylist_add_many, emit, redis_connection
 
 

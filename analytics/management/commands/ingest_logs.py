@@ -25,6 +25,9 @@ from clients.management.commands._cli import KeywardCommand, bad_input
 PROGRESS_EVERY = 1000  # lines between progress-bar updates
 
 
+DAY = 86_400
+
+
 class Command(KeywardCommand):
     help = (
         "Ingest token-service logs (JSON Lines, plain or gzip) into the event store. "
@@ -49,8 +52,9 @@ class Command(KeywardCommand):
         parser.add_argument(
             "--shift-to-now",
             action="store_true",
-            help="Move every event's time so the newest is now (for sample and demo files, "
-            "which would otherwise be older than the retention). Reads the file twice.",
+            help="Move every event's time by whole days so the newest is within the last day "
+            "(for sample and demo files, which would otherwise be older than the retention; "
+            "re-runs move them alike, so they stay idempotent). Reads the file twice.",
         )
 
     def handle(self, *args, **options) -> None:
@@ -93,7 +97,12 @@ class Command(KeywardCommand):
         with ExitStack() as stack:
             raw = self._open(stack, path)
             newest = log_lines_newest(lines=jsonl_lines(jsonl_open(raw)), log_format=log_format)
-        return time.time() - newest if newest is not None else 0.0
+        if newest is None:
+            return 0.0
+        # Whole days, so the newest lands within the last day and a re-run moves every
+        # event to the same time as before: the event store's key is (time, id), so a
+        # shift that changed between runs would store the file again.
+        return (time.time() - newest) // DAY * DAY
 
     def _with_progress(
         self, stack: ExitStack, raw: IO[bytes], lines: Iterator[tuple[int, Any]]
