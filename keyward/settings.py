@@ -142,6 +142,8 @@ TEMPLATES = [
                 "dashboard.context_processors.pipeline_problems",
                 "alerts.context_processors.open_alerts",
             ],
+            # `when`, `changes`, `clip`: the console's shared display filters, on every page.
+            "builtins": ["dashboard.templatetags.console"],
         },
     }
 ]

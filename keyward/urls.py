@@ -23,3 +23,5 @@ urlpatterns = [
 ]
 
 handler403 = "keyward.views.permission_denied"
+handler404 = "keyward.views.page_not_found"
+handler500 = "keyward.views.server_error"

@@ -148,28 +148,55 @@ class Command(BaseCommand):
         return created
 
     def _summary(self, secrets: list[tuple[Client, str]]) -> None:
+        """Every demo client: environment, whether the token service takes it, its scopes,
+        and its secret if this run created it (a secret is shown once, then stored hashed)."""
+        new_secrets = {client.pk: secret for client, secret in secrets}
+        names = [name for name, *_ in DEMO_CLIENTS]
+        clients = Client.objects.filter(name__in=names).prefetch_related("grants__scope")
+        self.stdout.write("")
+        self.stdout.write("Demo clients (secrets are shown only by the run that creates them):")
+        for client in sorted(clients, key=lambda c: names.index(c.name)):
+            self._client_lines(client, new_secrets.get(client.pk))
         if secrets:
-            self.stdout.write("")
-            self.stdout.write("Demo client secrets (shown only now; they are stored hashed):")
-            for client, secret in secrets:
-                self.stdout.write(f"  {client.name:<18} {client.client_id}  {secret}")
-            client, secret = next(
-                ((c, s) for c, s in secrets if c.name == "Local dev app"), secrets[0]
-            )
-            issuer = settings.KEYWARD_ISSUER
-            self.stdout.write("Try the token service (docs/token-service.md):")
-            self.stdout.write(
-                f"  TOKEN=$(curl -s -u '{client.client_id}:{secret}' "
-                f"-d grant_type=client_credentials {issuer}/token-srv/token "
-                "| python3 -c 'import sys, json; print(json.load(sys.stdin)[\"access_token\"])')"
-            )
-            self.stdout.write(
-                f'  curl -H "Authorization: Bearer $TOKEN" {issuer}/api/protected-resource'
-            )
+            self._try_it(secrets)
         self.stdout.write("")
         self.stdout.write(
             self.style.SUCCESS(
                 f"Log in at http://127.0.0.1:8000/ as admin / {DEMO_PASSWORD} "
                 "(also operator, viewer)"
             )
+        )
+
+    def _client_lines(self, client: Client, secret: str | None) -> None:
+        if client.is_active():
+            state = "active"
+        else:
+            state = self.style.WARNING("DISABLED: the token service refuses it")
+        scopes = ", ".join(client.scope_names()) or "none"
+        self.stdout.write(f"  {client.name} ({client.environment}, {state})")
+        self.stdout.write(f"    client_id {client.client_id}   scopes: {scopes}")
+        if secret:
+            self.stdout.write(f"    secret    {secret}")
+
+    def _try_it(self, secrets: list[tuple[Client, str]]) -> None:
+        client, secret = next(((c, s) for c, s in secrets if c.name == "Local dev app"), secrets[0])
+        issuer = settings.KEYWARD_ISSUER
+        self.stdout.write("")
+        self.stdout.write(f"Try the token service with {client.name} (docs/token-service.md):")
+        self.stdout.write(
+            f"  TOKEN=$(curl -s -u '{client.client_id}:{secret}' "
+            f"-d grant_type=client_credentials {issuer}/token-srv/token "
+            "| python3 -c 'import sys, json; print(json.load(sys.stdin)[\"access_token\"])')"
+        )
+        self.stdout.write("  # offline (JWT + JWKS): a revoked token still passes until it expires")
+        self.stdout.write(
+            f'  curl -H "Authorization: Bearer $TOKEN" {issuer}/api/protected-resource'
+        )
+        self.stdout.write("  # revoke the token, then call both again")
+        self.stdout.write(
+            f"  curl -u '{client.client_id}:{secret}' -d token=$TOKEN {issuer}/token-srv/revoke"
+        )
+        self.stdout.write("  # online (introspection): a revoked token is refused at once")
+        self.stdout.write(
+            f'  curl -H "Authorization: Bearer $TOKEN" {issuer}/api/protected-resource/online'
         )
