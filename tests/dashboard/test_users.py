@@ -65,6 +65,14 @@ class TestUserCreate:
         assert user.check_password(NEW_PASSWORD) and user.is_active
         assert NEW_PASSWORD not in response.content.decode()
 
+    def test_it_creates_a_user_with_the_longest_username_allowed(self, admin_client):
+        # The audit row names the user in target_id, which once held fewer characters.
+        username = "u" * 150
+        response = admin_client.post(CREATE_URL, self.form(username=username))
+        assert response.status_code == 302
+        assert User.objects.filter(username=username).exists()
+        assert AdminAction.objects.filter(target_id=username).exists()
+
     def test_it_records_the_audit_row_without_the_password(self, admin_client, admin_user):
         admin_client.post(CREATE_URL, self.form())
         [row] = user_actions("user.create")
