@@ -52,7 +52,7 @@ class Finding(models.Model):
     )
 
     class Meta:
-        ordering = ["status", "-opened_at", "kind"]
+        ordering = ["-last_seen_at", "kind", "client_name", "scope"]
         constraints = [
             # The scan's key: one row per condition, reopened rather than duplicated.
             models.UniqueConstraint(fields=["kind", "client_id", "scope"], name="finding_key")
