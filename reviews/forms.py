@@ -13,6 +13,9 @@ class MatrixFilterForm(forms.Form):
     )
     team = forms.ChoiceField(required=False, choices=[("", "Any team")])
     sensitive = forms.BooleanField(required=False, label="Sensitive scopes only")
+    # Not on the form: the client and scope pages' export links narrow to one of them.
+    client = forms.CharField(required=False, max_length=64, widget=forms.HiddenInput)
+    scope = forms.CharField(required=False, max_length=100, widget=forms.HiddenInput)
 
     def __init__(self, *args, teams: list[str], **kwargs):
         super().__init__(*args, **kwargs)
@@ -25,6 +28,8 @@ class MatrixFilterForm(forms.Form):
             "environment": self.cleaned_data["environment"],
             "team": self.cleaned_data["team"],
             "sensitive_only": self.cleaned_data["sensitive"],
+            "client_id": self.cleaned_data["client"],
+            "scope": self.cleaned_data["scope"],
         }
 
 

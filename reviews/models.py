@@ -64,6 +64,20 @@ class Finding(models.Model):
     def is_open(self) -> bool:
         return self.status == self.Status.OPEN
 
+    def evidence_items(self) -> list[tuple[str, str]]:
+        """The evidence as (label, text) for people: lists joined, times to the minute."""
+        return [(key.replace("_", " "), _readable(value)) for key, value in self.evidence.items()]
+
+
+def _readable(value) -> str:
+    if value is None:
+        return "never"
+    if isinstance(value, list):
+        return ", ".join(str(item) for item in value) or "none"
+    if isinstance(value, str) and len(value) >= 16 and value[4:5] == "-" and value[10:11] == "T":
+        return value[:16].replace("T", " ") + " UTC"
+    return str(value)
+
 
 class ArchiveRule(models.Model):
     """A known exception: findings of `kind` matching client and scope (empty = any) are

@@ -144,8 +144,14 @@ class Matrix:
             yield client, [self.cells.get((client.pk, scope.pk)) for scope in self.scopes]
 
 
-def usage_matrix(*, environment: str = "", team: str = "", sensitive_only: bool = False) -> Matrix:
-    """Clients × scopes: each cell the grant's usage, None where the client holds no grant."""
+def grants_filtered(
+    *,
+    environment: str = "",
+    team: str = "",
+    sensitive_only: bool = False,
+    client_id: str = "",
+    scope: str = "",
+):
     grants = ScopeGrant.objects.all()
     if environment:
         grants = grants.filter(client__environment=environment)
@@ -153,7 +159,17 @@ def usage_matrix(*, environment: str = "", team: str = "", sensitive_only: bool 
         grants = grants.filter(scope__owning_team=team)
     if sensitive_only:
         grants = grants.filter(scope__sensitive=True)
-    usages = grants_usage(grants.order_by("client__name", "scope__name"))
+    if client_id:
+        grants = grants.filter(client__client_id=client_id)
+    if scope:
+        grants = grants.filter(scope__name=scope)
+    return grants.order_by("client__name", "scope__name")
+
+
+def usage_matrix(**filters) -> Matrix:
+    """Clients × scopes: each cell the grant's usage, None where the client holds no grant.
+    Filters as grants_filtered."""
+    usages = grants_usage(grants_filtered(**filters))
     clients = {u.grant.client.pk: u.grant.client for u in usages}
     scopes = {u.grant.scope.pk: u.grant.scope for u in usages}
     return Matrix(

@@ -12,6 +12,7 @@ app_name = "reviews"
 
 urlpatterns = [
     path("", views.matrix, name="matrix"),
+    path("export/", views.export, name="export"),
     path("findings/", views.findings, name="findings"),
     path("findings/<int:pk>/archive/", views.finding_archive, name="finding_archive"),
     path("clients/<slug:client_id>/usage/", views.client_usage, name="client_usage"),

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from audit.services import Actor
+from base.export import csv_lines
 from base.roles import Role, role_required
 from clients.models import Client, Scope
 
@@ -48,6 +50,39 @@ def matrix(request: HttpRequest) -> HttpResponse:
         "reviews/matrix.html",
         {"filters": filters, "matrix": selectors.usage_matrix(**filters.query())},
     )
+
+
+EXPORT_HEADER = [
+    "client_id", "client", "environment", "status", "scope", "sensitive", "team",
+    "granted_at", "reason", "last_requested", "last_issued",
+    "requested_30d", "issued_30d", "requested_90d", "issued_90d", "recency",
+]  # fmt: skip
+
+
+@require_GET
+@role_required(Role.VIEWER)
+def export(request: HttpRequest) -> StreamingHttpResponse:
+    """Who holds what, with usage: the matrix's grants (same filters) as CSV."""
+    filters = MatrixFilterForm(request.GET, teams=selectors.scope_teams())
+    usages = selectors.grants_usage(selectors.grants_filtered(**filters.query()))
+    filename = f"keyward-grants-{timezone.now():%Y%m%d-%H%M%S}.csv"
+    return StreamingHttpResponse(
+        csv_lines([EXPORT_HEADER, *(_export_row(usage) for usage in usages)]),
+        content_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+def _export_row(usage: selectors.GrantUsage) -> list:
+    grant, client, scope = usage.grant, usage.grant.client, usage.grant.scope
+    evidence = usage.evidence()
+    return [
+        client.client_id, client.name, client.environment, client.status, scope.name,
+        scope.sensitive, scope.owning_team, evidence["granted_at"], grant.reason,
+        evidence["last_requested"] or "", evidence["last_issued"] or "",
+        usage.requested_30, usage.issued_30, usage.requested_90, usage.issued_90,
+        usage.recency(),
+    ]  # fmt: skip
 
 
 @require_GET

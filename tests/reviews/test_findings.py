@@ -179,3 +179,19 @@ class TestScopeNobodyUses:
         use(client, "legacy:read", source="auth0")
         findings_scan()
         assert finding(Kind.SCOPE_UNUSED).status == Status.RESOLVED
+
+
+class TestEvidenceForPeople:
+    def test_it_joins_lists_and_shortens_times(self):
+        item = Finding(
+            evidence={
+                "scopes": ["a:b", "c:d"],
+                "last_used_at": None,
+                "granted_at": "2026-01-05T09:30:00.123+00:00",
+            }
+        )
+        assert item.evidence_items() == [
+            ("scopes", "a:b, c:d"),
+            ("last used at", "never"),
+            ("granted at", "2026-01-05 09:30 UTC"),
+        ]

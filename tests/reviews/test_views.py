@@ -119,3 +119,17 @@ class TestApplyAndRollbackViews:
         admin_client.post(reverse("reviews:rollback", args=[change.pk]))
         assert ScopeGrant.objects.filter(client=idle).count() == 1
         assert AdminAction.objects.filter(action="review.rollback", actor=admin_user).exists()
+
+
+class TestExport:
+    def test_it_exports_who_holds_what_with_usage(self, idle, viewer_client, use):
+        use(idle, "orders:read", source="keycloak")
+        response = viewer_client.get(reverse("reviews:export"), {"scope": "orders:read"})
+        assert response["Content-Type"].startswith("text/csv")
+        lines = b"".join(response.streaming_content).decode().splitlines()
+        assert lines[0].startswith("client_id,client,environment")
+        assert lines[1].startswith(f"{idle.client_id},Idle,development,active,orders:read")
+        assert lines[1].endswith(",1,1,1,1,this week")
+
+    def test_anonymous_users_cannot_export(self, idle, anonymous_client):
+        assert anonymous_client.get(reverse("reviews:export")).status_code == 302
