@@ -310,5 +310,38 @@ def scope_revoke(*, actor: Actor, client: Client, scope: Scope) -> None:
             client_changed_on_commit(client.client_id)
 
 
+def scope_grant_restore(
+    *,
+    actor: Actor,
+    client: Client,
+    scope: Scope,
+    reason: str,
+    granted_at: datetime,
+    granted_by_id: int | None,
+) -> ScopeGrant:
+    """Put back a removed grant exactly as it was (reason, time and granter): the rollback of
+    a least-privilege change. An existing grant of the scope is left as it is."""
+    with transaction.atomic():
+        grant, created = ScopeGrant.objects.get_or_create(
+            client=client, scope=scope, defaults={"reason": reason}
+        )
+        if created:
+            # granted_at is auto_now_add, which create() always overwrites: set it after.
+            ScopeGrant.objects.filter(pk=grant.pk).update(
+                granted_at=granted_at, granted_by_id=granted_by_id
+            )
+            grant.refresh_from_db()
+            admin_action_record(
+                actor=actor,
+                action="scope.grant_restore",
+                target_type="client",
+                target_id=client.client_id,
+                target_label=client.name,
+                after={"scope": scope.name, "reason": reason, "granted_at": _iso(granted_at)},
+            )
+            client_changed_on_commit(client.client_id)
+    return grant
+
+
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None

@@ -102,6 +102,7 @@ INSTALLED_APPS = [
     "security",
     "analytics",
     "alerts",
+    "reviews",
     "dashboard",
 ]
 
@@ -296,6 +297,12 @@ CELERY_BEAT_SCHEDULE: dict = {
     # Event store retention: drops raw-event day partitions past retention, creates the
     # next days' partitions, prunes old rollups. Hourly: each run is cheap and idempotent,
     # and a missed run is made up within the hour.
+    # Scope review: opens, refreshes and resolves findings over the scope-usage rollups.
+    # Hourly: usage is counted per hour, so a finding cannot change faster than that.
+    "scan-review-findings": {
+        "task": "reviews.tasks.scan_review_findings",
+        "schedule": crontab(minute=47),
+    },
     "apply-event-retention": {
         "task": "analytics.tasks.apply_event_retention",
         "schedule": crontab(minute=23),
@@ -328,6 +335,9 @@ KEYWARD_NEW_SECRET_EXPIRY = "security.services.new_secret_expiry"  # noqa: S105 
 KEYWARD_EVENT_STORE = "analytics.store"
 # Raw token events (and per-minute rollups) are kept this many days; older events are not
 # stored at all. Hourly rollups, scope usage and source networks are kept longer.
+# Scope review: a grant is "unused" after this many days without a request (and only once
+# it is that old); least-privilege recommendations remove such grants.
+KEYWARD_REVIEW_UNUSED_DAYS = int(os.environ.get("KEYWARD_REVIEW_UNUSED_DAYS", "90"))
 KEYWARD_EVENT_RETENTION_DAYS = int(os.environ.get("KEYWARD_EVENT_RETENTION_DAYS", "30"))
 KEYWARD_ROLLUP_RETENTION_DAYS = int(os.environ.get("KEYWARD_ROLLUP_RETENTION_DAYS", "400"))
 

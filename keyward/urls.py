@@ -17,6 +17,7 @@ urlpatterns = [
     path("security/", include("security.urls")),
     path("analytics/", include("analytics.urls")),
     path("alerts/", include("alerts.urls")),
+    path("reviews/", include("reviews.urls")),
     path("", include("tokens.urls")),
     path("api/", include("tokens.resource_urls")),
     path("", include("dashboard.urls")),

@@ -95,6 +95,7 @@ NAVIGATION = (
     ("dashboard:overview", "Overview", Role.VIEWER, "", ""),
     ("clients:list", "Clients", Role.VIEWER, "", ""),
     ("clients:scope_list", "Scopes", Role.VIEWER, "", ""),
+    ("reviews:matrix", "Review", Role.VIEWER, "Scope review", ""),
     ("analytics:events", "Events", Role.VIEWER, "", ""),
     ("audit:list", "Audit", Role.VIEWER, "", ""),
     ("security:health", "Security", Role.VIEWER, "", ""),

@@ -80,8 +80,21 @@ class TestSeedDemo:
     def test_it_goes_through_the_services_so_the_trail_has_rows(self, db):
         seed()
         actions = set(AdminAction.objects.values_list("action", flat=True))
-        assert {"user.create", "scope.create", "client.register", "scope.grant"} <= actions
-        assert set(AdminAction.objects.values_list("actor_label", flat=True)) == {"cli"}
+        # Demo grants are recorded as made months ago (scope.grant_restore keeps the time),
+        # and the scope review's first scan records the findings it opened (as "system").
+        assert {"user.create", "scope.create", "client.register", "scope.grant_restore"} <= actions
+        assert set(AdminAction.objects.values_list("actor_label", flat=True)) == {"cli", "system"}
+
+    def test_it_shows_some_grants_unused_with_their_evidence(self, db):
+        from reviews.models import Finding
+
+        seed()
+        unused = Finding.objects.filter(kind="unused_grant", status="open")
+        assert ("Checkout service", "inventory:read") in {(f.client_name, f.scope) for f in unused}
+        evidence = unused.get(scope="inventory:read", client_name="Checkout service").evidence
+        assert evidence["last_requested"] is None and evidence["requested_90d"] == 0
+        used = Finding.objects.filter(kind="unused_grant", scope="orders:write")
+        assert not used.exists()
 
     def test_it_prints_each_new_secret_once(self, db):
         output = seed()

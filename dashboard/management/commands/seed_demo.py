@@ -7,14 +7,22 @@ left alone, so it is safe to run at every start.
 
 from __future__ import annotations
 
+import random
+import uuid
+from datetime import timedelta
+
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
 
+from analytics.store import token_events_write
+from audit.events import TokenEventRecord
 from audit.services import Actor
 from clients import services as client_services
 from clients.models import Client, Scope
 from dashboard import services
+from reviews.scan import findings_scan
 
 DEMO_PASSWORD = "keyward-demo"  # noqa: S105 - a documented local demo login
 DEMO_USERS = (
@@ -32,6 +40,16 @@ DEMO_SCOPES = (
     ("reports:export", "Export sales reports", "finance", False),
     ("demo:read", "Read the demo resource at /api/protected-resource", "platform", False),
 )
+# The scope review needs history: demo grants are recorded as made this long ago, and the
+# clients use only some of their scopes (DEMO_USAGE), so the others show as unused.
+DEMO_GRANT_AGE = timedelta(days=120)
+DEMO_USAGE = {
+    # client name: (scopes it actually requests, token service that recorded it)
+    "Checkout service": (("orders:read", "orders:write"), "keyward"),
+    "Refund worker": (("orders:read", "payments:refund"), "keycloak"),
+    "Finance reports": (("reports:export",), "keyward"),
+    "Local dev app": (("demo:read",), "keyward"),
+}
 DEMO_CLIENTS = (
     # name, environment, owner, scopes, description
     (
@@ -91,6 +109,7 @@ class Command(BaseCommand):
         self._users(actor)
         self._scopes(actor)
         secrets = self._clients(actor)
+        self._usage([client for client, _ in secrets])
         self._summary(secrets)
 
     def _users(self, actor: Actor) -> None:
@@ -134,9 +153,16 @@ class Command(BaseCommand):
                 environment=environment,
                 owner_email=owner,
                 description=description,
-                scopes=list(Scope.objects.filter(name__in=scope_names)),
-                scope_reason="demo data",  # sensitive scopes are granted only with a reason
             )
+            for scope in Scope.objects.filter(name__in=scope_names):
+                client_services.scope_grant_restore(
+                    actor=actor,
+                    client=client,
+                    scope=scope,
+                    reason="initial scope",
+                    granted_at=timezone.now() - DEMO_GRANT_AGE,
+                    granted_by_id=None,
+                )
             created.append((client, secret))
             self.stdout.write(f"  client {name}: registered ({environment})")
         if created:
@@ -146,6 +172,25 @@ class Command(BaseCommand):
                 client_services.client_set_status(actor=actor, client=warehouse, status="disabled")
                 self.stdout.write("  client Warehouse sync: disabled")
         return created
+
+    def _usage(self, clients: list[Client]) -> None:
+        """Token requests over the last three weeks for the scopes each demo client uses,
+        written through the event store (which keeps the scope-usage rollup), then one
+        findings scan so the review pages have something to show."""
+        rng = random.Random(7)  # the same demo every time
+        now = timezone.now()
+        records = []
+        for client in clients:
+            scopes, source = DEMO_USAGE.get(client.name, ((), ""))
+            for _ in range(40 if scopes else 0):
+                used = " ".join(s for s in scopes if rng.random() < 0.7) or scopes[0]
+                at = now - timedelta(days=rng.uniform(0, 21))
+                records.append(_demo_event(client, used, source, at))
+        if records:
+            token_events_write(records)
+            self.stdout.write(f"  {len(records)} demo token requests recorded")
+        counts = findings_scan()
+        self.stdout.write(f"  scope review: {counts['opened']} findings opened")
 
     def _summary(self, secrets: list[tuple[Client, str]]) -> None:
         """Every demo client: environment, whether the token service takes it, its scopes,
@@ -200,3 +245,20 @@ class Command(BaseCommand):
         self.stdout.write(
             f'  curl -H "Authorization: Bearer $TOKEN" {issuer}/api/protected-resource/online'
         )
+
+
+def _demo_event(client: Client, scopes: str, source: str, at) -> TokenEventRecord:
+    return TokenEventRecord(
+        id=uuid.uuid4().hex,
+        occurred_at=at.timestamp(),
+        endpoint="token",
+        client_id=client.client_id,
+        client_known=True,
+        outcome="success",
+        reason="ok",
+        source_ip="192.0.2.10",
+        status_code=200,
+        scopes_requested=scopes,
+        scopes_granted=scopes,
+        source=source,
+    )
