@@ -9,6 +9,7 @@ from django import forms
 from django.contrib.auth.models import User
 from django.utils import timezone
 
+from base.forms import ConsoleForm
 from base.text import validate_single_line
 from clients.models import Client
 
@@ -36,7 +37,7 @@ def _select(label: str) -> forms.Select:
     return forms.Select(attrs={"aria-label": label})
 
 
-class AlertFilterForm(forms.Form):
+class AlertFilterForm(ConsoleForm):
     """The inbox's query string. Invalid values are ignored, not errors."""
 
     status = forms.ChoiceField(
@@ -89,7 +90,7 @@ class AlertFilterForm(forms.Form):
         return timezone.now() - delta if delta else None
 
 
-class BulkForm(forms.Form):
+class BulkForm(ConsoleForm):
     action = forms.ChoiceField(choices=[("acknowledge", "Acknowledge"), ("resolve", "Resolve")])
     close_reason = forms.ChoiceField(required=False, choices=Alert.CloseReason.choices)
     alerts = forms.ModelMultipleChoiceField(queryset=Alert.objects.all())
@@ -101,18 +102,18 @@ class BulkForm(forms.Form):
         return data
 
 
-class ResolveForm(forms.Form):
+class ResolveForm(ConsoleForm):
     close_reason = forms.ChoiceField(
         choices=[c for c in Alert.CloseReason.choices if c[0] != "automatic"]
     )
     comment = forms.CharField(required=False, max_length=4000, widget=forms.Textarea({"rows": 2}))
 
 
-class CommentForm(forms.Form):
+class CommentForm(ConsoleForm):
     text = forms.CharField(max_length=4000, widget=forms.Textarea({"rows": 2}), label="Comment")
 
 
-class AssignForm(forms.Form):
+class AssignForm(ConsoleForm):
     assignee = forms.ModelChoiceField(
         queryset=User.objects.filter(is_active=True).order_by("username"),
         required=False,
@@ -121,7 +122,7 @@ class AssignForm(forms.Form):
     )
 
 
-class SuppressForm(forms.Form):
+class SuppressForm(ConsoleForm):
     by = forms.ChoiceField(
         choices=[("client", "This client"), ("network", "This network"), ("rule", "This rule")],
         label="Suppress this rule for",
@@ -138,7 +139,7 @@ class SuppressForm(forms.Form):
         }[self.cleaned_data["duration"]]
 
 
-class SuppressionForm(forms.Form):
+class SuppressionForm(ConsoleForm):
     rule = forms.ChoiceField(required=False, choices=[("", "Any rule"), *RULE_CHOICES])
     client_id = forms.CharField(required=False, max_length=200, label="Client (client_id)")
     network = forms.CharField(required=False, max_length=50, label="Network (CIDR)")
@@ -149,7 +150,7 @@ class SuppressionForm(forms.Form):
         return timezone.now() + SuppressForm.expiry_delta(self)
 
 
-class DetectionSettingForm(forms.Form):
+class DetectionSettingForm(ConsoleForm):
     rule = forms.ChoiceField(choices=RULE_CHOICES, widget=forms.HiddenInput)
     environment = forms.ChoiceField(choices=ENVIRONMENT_CHOICES, required=False)
     enabled = forms.BooleanField(required=False)
@@ -159,7 +160,7 @@ class DetectionSettingForm(forms.Form):
     severity = forms.ChoiceField(choices=Severity.choices)
 
 
-class DestinationForm(forms.Form):
+class DestinationForm(ConsoleForm):
     name = forms.CharField(max_length=100, validators=[validate_single_line])
     kind = forms.ChoiceField(choices=AlertDestination.Kind.choices)
     target = forms.CharField(

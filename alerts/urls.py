@@ -27,6 +27,7 @@ urlpatterns = [
     path("settings/", views.detection_settings, name="settings"),
     path("destinations/", views.destinations, name="destinations"),
     path("destinations/<int:pk>/", views.destination_detail, name="destination_detail"),
+    path("destinations/<int:pk>/secret/", views.destination_secret, name="destination_secret"),
     path("destinations/<int:pk>/rotate/", views.destination_rotate, name="destination_rotate"),
     path("destinations/<int:pk>/delete/", views.destination_delete, name="destination_delete"),
 ]

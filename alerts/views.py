@@ -23,9 +23,11 @@ from django.views.decorators.vary import vary_on_headers
 
 from audit.services import Actor
 from base.http import wants_fragment
+from base.once import form_once, once_put, once_take
 from base.roles import Role, role_check, role_required
 from clients.models import ClientSecret
 from clients.selectors import client_valid_secrets
+from clients.views import secret_handover
 from security.forms import RotateForm
 
 from . import selectors, services
@@ -295,11 +297,13 @@ def respond_block(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 @role_required(Role.OPERATOR)
+@form_once
 def respond_rotate(request: HttpRequest, pk: int) -> HttpResponse:
     alert = _alert(pk)
     form = RotateForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Choose how long the current secret stays valid.")
+        problems = [message for errors in form.errors.values() for message in errors]
+        messages.error(request, " ".join(problems))
         return _back_to(alert)
     try:
         secret, plain = services.alert_respond_rotate_secret(
@@ -308,14 +312,7 @@ def respond_rotate(request: HttpRequest, pk: int) -> HttpResponse:
     except ValidationError as exc:
         messages.error(request, _errors(exc))
         return _back_to(alert)
-    client = alert.client
-    older = client.secrets.exclude(pk=secret.pk).filter(
-        revoked_at__isnull=True, expires_at__gte=secret.created_at
-    )
-    context = {"client": client, "secret": secret, "plain": plain, "older": older}
-    response = render(request, "security/secret_once.html", context)
-    response["Cache-Control"] = "no-store"
-    return response
+    return secret_handover(request, secret=secret, plain=plain)
 
 
 @require_POST
@@ -423,6 +420,7 @@ def detection_settings(request: HttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @role_required(Role.ADMIN)
+@form_once
 def destinations(request: HttpRequest) -> HttpResponse:
     form = DestinationForm(request.POST or None)
     status = 200
@@ -436,7 +434,7 @@ def destinations(request: HttpRequest) -> HttpResponse:
                 form.add_error(None, _errors(exc))
             else:
                 if plain:
-                    return _secret_once(request, destination, plain)
+                    return _secret_handover(request, destination, plain)
                 messages.success(request, f"Added {destination.name}.")
                 return redirect("alerts:destinations")
         status = 400
@@ -448,11 +446,24 @@ def destinations(request: HttpRequest) -> HttpResponse:
     return render(request, "alerts/destinations.html", context, status=status)
 
 
-def _secret_once(request: HttpRequest, destination: AlertDestination, plain: str) -> HttpResponse:
-    """The only response that carries the webhook's signing secret."""
-    response = render(
-        request, "alerts/destination_secret.html", {"destination": destination, "plain": plain}
-    )
+def _secret_once_name(destination_pk: int) -> str:
+    return f"webhook-secret:{destination_pk}"
+
+
+def _secret_handover(request: HttpRequest, destination: AlertDestination, plain: str):
+    """Redirect to the page that shows the webhook's signing secret once (base/once.py)."""
+    once_put(request, _secret_once_name(destination.pk), {"plain": plain})
+    return redirect("alerts:destination_secret", pk=destination.pk)
+
+
+@require_GET
+@role_required(Role.ADMIN)
+def destination_secret(request: HttpRequest, pk: int) -> HttpResponse:
+    """The signing secret, once; a reload says it was shown and how to get another."""
+    destination = get_object_or_404(AlertDestination, pk=pk)
+    shown = once_take(request, _secret_once_name(destination.pk)) or {}
+    context = {"destination": destination, "plain": shown.get("plain")}
+    response = render(request, "alerts/destination_secret.html", context)
     response["Cache-Control"] = "no-store"
     return response
 
@@ -470,6 +481,7 @@ def destination_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 @role_required(Role.ADMIN)
+@form_once
 def destination_rotate(request: HttpRequest, pk: int) -> HttpResponse:
     destination = get_object_or_404(AlertDestination, pk=pk)
     try:
@@ -479,7 +491,7 @@ def destination_rotate(request: HttpRequest, pk: int) -> HttpResponse:
     except ValidationError as exc:
         messages.error(request, _errors(exc))
         return redirect("alerts:destination_detail", pk=pk)
-    return _secret_once(request, destination, plain)
+    return _secret_handover(request, destination, plain)
 
 
 @require_POST

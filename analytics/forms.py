@@ -9,6 +9,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
+from base.forms import ConsoleForm
 from base.http import IPAddress, IPNetwork
 from base.text import validate_single_line
 
@@ -101,7 +102,7 @@ def _with_any(choices) -> list[tuple[str, str]]:
     return [("", "Any"), *choices]
 
 
-class EventFilterForm(forms.Form):
+class EventFilterForm(ConsoleForm):
     """Filters of the events explorer, its live tail and its exports (one query string).
 
     `from` and `to` are Python keywords, so those two fields are added in __init__."""

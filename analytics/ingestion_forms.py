@@ -7,6 +7,8 @@ from datetime import datetime, timedelta
 from django import forms
 from django.utils import timezone
 
+from base.forms import ConsoleForm
+
 from .ingestion_tokens import source_name_problem
 
 EXPIRY_CHOICES = [
@@ -17,7 +19,7 @@ EXPIRY_CHOICES = [
 ]
 
 
-class IngestionTokenForm(forms.Form):
+class IngestionTokenForm(ConsoleForm):
     name = forms.CharField(
         max_length=100,
         help_text="What will send with it, e.g. “Keycloak production event listener”.",

@@ -26,6 +26,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from audit.services import Actor
+from base.once import form_once, once_put, once_take
 from base.roles import Role, role_required
 
 from .formats import FORMATS, SOURCE_NAME_RE
@@ -254,6 +255,7 @@ def ingestion_tokens(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @role_required(Role.ADMIN)
+@form_once
 def ingestion_token_new(request: HttpRequest) -> HttpResponse:
     form = IngestionTokenForm(request.POST)
     if not form.is_valid():
@@ -268,13 +270,23 @@ def ingestion_token_new(request: HttpRequest) -> HttpResponse:
     except ValidationError as exc:
         form.add_error(None, exc.messages)
         return _tokens_page(request, form, status=400)
-    return _token_once(request, token, plain)
+    # Shown once on the next page (base/once.py): a reload must not create another token.
+    once_put(request, _token_once_name(token.pk), {"plain": plain})
+    return redirect("analytics:ingestion_token_shown", token_id=token.pk)
 
 
-def _token_once(request: HttpRequest, token: IngestionToken, plain: str) -> HttpResponse:
-    """The only response that carries the token: rendered, never stored or cached."""
+def _token_once_name(token_id) -> str:
+    return f"ingestion-token:{token_id}"
+
+
+@require_GET
+@role_required(Role.ADMIN)
+def ingestion_token_shown(request: HttpRequest, token_id) -> HttpResponse:
+    """The new token, once; a reload says it was shown and how to get another."""
+    token = get_object_or_404(IngestionToken, pk=token_id)
+    shown = once_take(request, _token_once_name(token.pk)) or {}
     ingest_url = request.build_absolute_uri(reverse("analytics:ingest"))
-    context = {"token": token, "plain": plain, "ingest_url": ingest_url}
+    context = {"token": token, "plain": shown.get("plain"), "ingest_url": ingest_url}
     response = render(request, "analytics/ingestion_token_once.html", context)
     response["Cache-Control"] = "no-store"
     response["Pragma"] = "no-cache"

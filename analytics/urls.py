@@ -22,6 +22,11 @@ urlpatterns: list = [
         name="ingestion_token_new",
     ),
     path(
+        "ingestion-tokens/<uuid:token_id>/",
+        ingestion_views.ingestion_token_shown,
+        name="ingestion_token_shown",
+    ),
+    path(
         "ingestion-tokens/<uuid:token_id>/revoke/",
         ingestion_views.ingestion_token_revoke_view,
         name="ingestion_token_revoke",

@@ -6,6 +6,8 @@ from django import forms
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from base.forms import ConsoleForm
+
 from .models import AdminAction
 
 
@@ -14,7 +16,7 @@ def _distinct(field: str) -> list[tuple[str, str]]:
     return [("", "Any")] + [(value, value) for value in values]
 
 
-class AuditFilterForm(forms.Form):
+class AuditFilterForm(ConsoleForm):
     """Filters for the audit page and its CSV export; both read the same query string."""
 
     actor = forms.CharField(required=False, max_length=150, label="Actor")

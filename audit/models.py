@@ -27,7 +27,7 @@ class AdminAction(models.Model):
     )
     action = models.CharField(max_length=64, db_index=True, help_text="e.g. client.register")
     target_type = models.CharField(max_length=32, db_index=True)
-    target_id = models.CharField(max_length=128, db_index=True)
+    target_id = models.CharField(max_length=200, db_index=True)
     target_label = models.CharField(max_length=200, blank=True)
     before = models.JSONField(null=True, blank=True)
     after = models.JSONField(null=True, blank=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from django.core.paginator import Paginator
@@ -36,44 +35,6 @@ CSV_COLUMNS = (
 )
 
 
-@dataclass(frozen=True)
-class Change:
-    """One field of an audit entry: `kind` is "changed", "added" or "removed"."""
-
-    field: str
-    kind: str
-    before: str = ""
-    after: str = ""
-
-
-def _display(value: Any) -> str:
-    if value is None or value == "":
-        return "—"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, list):
-        return ", ".join(_display(item) for item in value) if value else "(none)"
-    if isinstance(value, dict):
-        return json.dumps(value, sort_keys=True, ensure_ascii=False)
-    return str(value)
-
-
-def entry_changes(entry: AdminAction) -> list[Change]:
-    """before/after as a field-by-field diff; fields equal on both sides are left out."""
-    before, after = entry.before or {}, entry.after or {}
-    changes = []
-    for field in list(dict.fromkeys([*before, *after])):
-        if field in before and field in after:
-            if before[field] != after[field]:
-                old, new = _display(before[field]), _display(after[field])
-                changes.append(Change(field, "changed", old, new))
-        elif field in after:
-            changes.append(Change(field, "added", after=_display(after[field])))
-        else:
-            changes.append(Change(field, "removed", before=_display(before[field])))
-    return changes
-
-
 @require_GET
 @role_required(Role.VIEWER)
 @vary_on_headers("HX-Request")  # one URL, a page or a fragment: caches keep them apart
@@ -81,8 +42,6 @@ def audit_list(request: HttpRequest) -> HttpResponse:
     form = AuditFilterForm(request.GET)
     entries = form.apply(AdminAction.objects.all())
     page = Paginator(entries, PAGE_SIZE).get_page(request.GET.get("page"))
-    for entry in page.object_list:
-        entry.changes = entry_changes(entry)
     context = {"form": form, "page": page, "filtered": form.is_filtered()}
     template = "audit/list.html"
     if wants_fragment(request):

@@ -7,6 +7,7 @@ import ipaddress
 
 from django.conf import settings
 from django.http import HttpRequest
+from django.utils.http import url_has_allowed_host_and_scheme
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -59,3 +60,12 @@ def wants_fragment(request: HttpRequest) -> bool:
     """An htmx request for a region of the page. A history-restore request (after a cache
     miss) needs the whole page back."""
     return bool(getattr(request, "htmx", False)) and not request.htmx.history_restore_request
+
+
+def safe_next_url(request: HttpRequest) -> str:
+    """`next` from the form or query when it points at one of our own pages, else ""."""
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    safe = url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    )
+    return target if target and safe else ""

@@ -6,9 +6,16 @@ import ipaddress
 
 from django import forms
 
+from base.forms import ConsoleForm
 from base.text import validate_multi_line, validate_single_line
 
-from .models import SCOPE_NAME_MAX_LENGTH, Client, Scope, validate_scope_name
+from .models import (
+    CLIENT_DESCRIPTION_MAX_LENGTH,
+    SCOPE_NAME_MAX_LENGTH,
+    Client,
+    Scope,
+    validate_scope_name,
+)
 
 
 class LinesField(forms.Field):
@@ -92,18 +99,27 @@ class ScopeChoiceField(forms.ModelMultipleChoiceField):
         return label
 
 
-class ClientForm(forms.Form):
-    """The editable fields of a client (see services.CLIENT_EDITABLE_FIELDS)."""
+class ClientForm(ConsoleForm):
+    """The editable fields of a client (see services.CLIENT_EDITABLE_FIELDS).
+
+    A name another client already has is a warning the user can confirm past, not a
+    refusal: the client_id is the identity, and one service often keeps a client of the
+    same name per environment. The warning makes a mix-up (two "billing" clients in
+    production) a decision rather than an accident.
+    """
 
     name = forms.CharField(max_length=100, validators=[validate_single_line])
+    confirm_duplicate_name = forms.BooleanField(
+        required=False, label="Use this name anyway", widget=forms.HiddenInput
+    )
     description = forms.CharField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 2}),
-        max_length=2000,
+        max_length=CLIENT_DESCRIPTION_MAX_LENGTH,
         validators=[validate_multi_line],
     )
     owner_email = forms.EmailField(
-        required=False, help_text="Who gets told about this client (optional)."
+        required=False, max_length=254, help_text="Who gets told about this client (optional)."
     )
     environment = forms.ChoiceField(
         choices=Client.Environment.choices, initial=Client.Environment.DEVELOPMENT
@@ -132,9 +148,36 @@ class ClientForm(forms.Form):
         help_text="Lets this client call the introspection endpoint for any token.",
     )
 
+    def __init__(self, *args, client: Client | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.client = client
+
     @classmethod
     def initial_for(cls, client: Client) -> dict:
-        return {name: getattr(client, name) for name in cls.base_fields}
+        fields = [name for name in cls.base_fields if name != "confirm_duplicate_name"]
+        return {name: getattr(client, name) for name in fields}
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"]
+        others = Client.objects.filter(name__iexact=name)
+        if self.client is not None:
+            others = others.exclude(pk=self.client.pk)
+        other = others.first()
+        if other is None or self.data.get(self.add_prefix("confirm_duplicate_name")):
+            return name
+        # Offer the confirmation box from now on (hidden until there is something to confirm).
+        self.fields["confirm_duplicate_name"].widget = forms.CheckboxInput()
+        raise forms.ValidationError(
+            f"A client named “{other.name}” already exists ({other.get_environment_display()}, "
+            f"client_id {other.client_id}). Choose another name, or tick “Use this name "
+            "anyway” below and send the form again.",
+            code="duplicate_name",
+        )
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        cleaned.pop("confirm_duplicate_name", None)  # a question for the form, not a field
+        return cleaned
 
 
 class ClientRegisterForm(ClientForm):
@@ -146,9 +189,32 @@ class ClientRegisterForm(ClientForm):
         widget=forms.CheckboxSelectMultiple,
         label="Initial scopes",
     )
+    scope_reason = forms.CharField(
+        required=False,
+        max_length=280,  # stored as "initial scope: …" in a 300-character reason
+        validators=[validate_single_line],
+        label="Why does it need the sensitive scopes?",
+        help_text="Needed when you tick a scope marked sensitive; kept with the grant and audited.",
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not Scope.objects.filter(sensitive=True).exists():
+            del self.fields["scope_reason"]  # nothing to explain
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        sensitive = [scope.name for scope in cleaned.get("scopes") or [] if scope.sensitive]
+        if sensitive and not cleaned.get("scope_reason", "").strip():
+            self.add_error(
+                "scope_reason",
+                f"{', '.join(sensitive)} {'is' if len(sensitive) == 1 else 'are'} sensitive: "
+                "say why this client needs it.",
+            )
+        return cleaned
 
 
-class ClientFilterForm(forms.Form):
+class ClientFilterForm(ConsoleForm):
     """The query string of the clients list. Invalid values are ignored, not errors."""
 
     SORTS = {
@@ -199,7 +265,7 @@ class ClientFilterForm(forms.Form):
         return any(self.value(name) for name in ("q", "environment", "status", "scope"))
 
 
-class ScopeGrantForm(forms.Form):
+class ScopeGrantForm(ConsoleForm):
     scope = forms.ModelChoiceField(
         queryset=Scope.objects.none(), to_field_name="name", empty_label="Choose a scope…"
     )
@@ -217,12 +283,42 @@ class ScopeGrantForm(forms.Form):
             "Choose a scope this client does not hold yet."
         )
 
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        scope = cleaned.get("scope")
+        if scope is not None and scope.sensitive and not cleaned.get("reason", "").strip():
+            self.add_error("reason", f"{scope.name} is sensitive: say why this client needs it.")
+        return cleaned
 
-class ClientStatusForm(forms.Form):
+
+class ClientStatusForm(ConsoleForm):
     status = forms.ChoiceField(choices=Client.Status.choices)
 
 
-class ClientDeleteForm(forms.Form):
+class ClientDisableForm(ConsoleForm):
+    """Disabling stops every consumer at once: a production client's name must be typed."""
+
+    confirm_name = forms.CharField(label="Client name", strip=False, max_length=100)
+
+    def __init__(self, *args, client: Client, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.client = client
+        if not self.needs_name():
+            del self.fields["confirm_name"]
+
+    def needs_name(self) -> bool:
+        return self.client.environment == Client.Environment.PRODUCTION
+
+    def clean_confirm_name(self) -> str:
+        value = self.cleaned_data["confirm_name"]
+        if value != self.client.name:
+            raise forms.ValidationError(
+                "That is not the client's name. Type it exactly to confirm disabling it."
+            )
+        return value
+
+
+class ClientDeleteForm(ConsoleForm):
     confirm_name = forms.CharField(label="Client name", strip=False, max_length=100)
 
     def __init__(self, *args, client: Client, **kwargs):
@@ -238,7 +334,7 @@ class ClientDeleteForm(forms.Form):
         return value
 
 
-class ScopeEditForm(forms.Form):
+class ScopeEditForm(ConsoleForm):
     description = forms.CharField(required=False, max_length=300, validators=[validate_single_line])
     owning_team = forms.CharField(required=False, max_length=100, validators=[validate_single_line])
     sensitive = forms.BooleanField(
@@ -266,5 +362,5 @@ class ScopeCreateForm(ScopeEditForm):
         return name
 
 
-class ScopeSearchForm(forms.Form):
+class ScopeSearchForm(ConsoleForm):
     q = forms.CharField(required=False, max_length=200, label="Search")

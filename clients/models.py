@@ -8,7 +8,12 @@ from datetime import datetime
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.core.validators import (
+    MaxLengthValidator,
+    MaxValueValidator,
+    MinValueValidator,
+    RegexValidator,
+)
 from django.db import models
 from django.utils import timezone
 
@@ -19,6 +24,8 @@ from base.text import validate_multi_line, validate_single_line
 SCOPE_NAME_PATTERN = r"[a-z][a-z0-9_-]*(?:[:.][a-z0-9_*-]+)*"
 SCOPE_NAME_RE = re.compile(rf"\A{SCOPE_NAME_PATTERN}\Z")
 SCOPE_NAME_MAX_LENGTH = 100
+# A TextField's max_length only sizes the widget; the validator is what refuses more.
+CLIENT_DESCRIPTION_MAX_LENGTH = 2000
 
 
 CLIENT_ID_ALPHABET = string.ascii_letters + string.digits
@@ -92,7 +99,10 @@ class Client(models.Model):
         help_text="Public identifier (RFC 6749 §2.2).",
     )
     name = models.CharField(max_length=100, validators=[validate_single_line])
-    description = models.TextField(blank=True, validators=[validate_multi_line])
+    description = models.TextField(
+        blank=True,
+        validators=[validate_multi_line, MaxLengthValidator(CLIENT_DESCRIPTION_MAX_LENGTH)],
+    )
     owner_email = models.EmailField(blank=True, help_text="Who gets told about this client.")
     environment = models.CharField(
         max_length=16, choices=Environment.choices, default=Environment.DEVELOPMENT

@@ -146,7 +146,18 @@ def client_recent_token_events(*, client: Client, limit: int = 20) -> list:
 
     Events reach the table through ingestion, so the newest few seconds may be missing.
     """
-    return event_store().client_recent_token_events(client_id=client.client_id, limit=limit)
+    events = event_store().client_recent_token_events(client_id=client.client_id, limit=limit)
+    return token_events_with_hints(events)
+
+
+def token_events_with_hints(events: list) -> list:
+    """Give each event `secret_hint`: pages name a secret by its hint (`kwsec_…Nlg4`), as the
+    secrets table and the audit trail do, never by the row id the event records."""
+    ids = {event.secret_id for event in events if event.secret_id is not None}
+    hints = dict(ClientSecret.objects.filter(pk__in=ids).values_list("pk", "hint")) if ids else {}
+    for event in events:
+        event.secret_hint = hints.get(event.secret_id, "")
+    return events
 
 
 def _ago(moment: datetime, now: datetime) -> str:

@@ -98,8 +98,12 @@ def client_register(
     audiences: list[str] | None = None,
     can_introspect: bool = False,
     scopes: list[Scope] | None = None,
+    scope_reason: str = "",
 ) -> tuple[Client, str]:
-    """Register a client with one secret and its initial scopes; returns (client, secret)."""
+    """Register a client with one secret and its initial scopes; returns (client, secret).
+
+    `scope_reason` is kept with each initial grant; sensitive scopes need one.
+    """
     client = Client(
         name=name,
         environment=environment,
@@ -123,7 +127,10 @@ def client_register(
             after=client.audit_fields(),
         )
         for scope in scopes or []:
-            scope_grant(actor=actor, client=client, scope=scope, reason="initial scope")
+            reason = f"initial scope: {scope_reason}" if scope_reason else "initial scope"
+            if scope.sensitive and not scope_reason.strip():
+                raise ValidationError({"scope_reason": _sensitive_needs_reason(scope)})
+            scope_grant(actor=actor, client=client, scope=scope, reason=reason)
         _secret, plain = client_secret_create(actor=actor, client=client)
     return client, plain
 
@@ -256,7 +263,14 @@ def scope_delete(*, actor: Actor, scope: Scope) -> None:
         )
 
 
+def _sensitive_needs_reason(scope: Scope) -> str:
+    return f"{scope.name} is sensitive: say why this client needs it."
+
+
 def scope_grant(*, actor: Actor, client: Client, scope: Scope, reason: str = "") -> ScopeGrant:
+    """Let `client` request `scope`; a sensitive scope is granted only with a reason."""
+    if scope.sensitive and not reason.strip():
+        raise ValidationError({"reason": _sensitive_needs_reason(scope)})
     # The reason is checked like every other field (length included): cutting it would
     # store one text while the audit row records another.
     ScopeGrant(client=client, scope=scope, reason=reason).full_clean(
@@ -294,6 +308,39 @@ def scope_revoke(*, actor: Actor, client: Client, scope: Scope) -> None:
                 before={"scope": scope.name},
             )
             client_changed_on_commit(client.client_id)
+
+
+def scope_grant_restore(
+    *,
+    actor: Actor,
+    client: Client,
+    scope: Scope,
+    reason: str,
+    granted_at: datetime,
+    granted_by_id: int | None,
+) -> ScopeGrant:
+    """Put back a removed grant exactly as it was (reason, time and granter): the rollback of
+    a least-privilege change. An existing grant of the scope is left as it is."""
+    with transaction.atomic():
+        grant, created = ScopeGrant.objects.get_or_create(
+            client=client, scope=scope, defaults={"reason": reason}
+        )
+        if created:
+            # granted_at is auto_now_add, which create() always overwrites: set it after.
+            ScopeGrant.objects.filter(pk=grant.pk).update(
+                granted_at=granted_at, granted_by_id=granted_by_id
+            )
+            grant.refresh_from_db()
+            admin_action_record(
+                actor=actor,
+                action="scope.grant_restore",
+                target_type="client",
+                target_id=client.client_id,
+                target_label=client.name,
+                after={"scope": scope.name, "reason": reason, "granted_at": _iso(granted_at)},
+            )
+            client_changed_on_commit(client.client_id)
+    return grant
 
 
 def _iso(value: datetime | None) -> str | None:

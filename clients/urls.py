@@ -34,7 +34,9 @@ urlpatterns = [
     path("scopes/<scope:name>/delete/", views.scope_delete, name="scope_delete"),
     path("<slug:client_id>/", views.client_detail, name="detail"),
     path("<slug:client_id>/edit/", views.client_edit, name="edit"),
+    path("<slug:client_id>/secret/", views.client_secret, name="secret"),
     path("<slug:client_id>/status/", views.client_set_status, name="set_status"),
+    path("<slug:client_id>/disable/", views.client_disable, name="disable"),
     path("<slug:client_id>/delete/", views.client_delete, name="delete"),
     path("<slug:client_id>/scopes/add/", views.client_scope_add, name="scope_add"),
     path(

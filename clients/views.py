@@ -6,6 +6,8 @@ audit row in the same transaction.
 
 from __future__ import annotations
 
+import shlex
+
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
@@ -13,17 +15,20 @@ from django.core.paginator import Paginator
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
 from audit.models import AdminAction
 from audit.services import Actor
-from base.http import wants_fragment
+from base.http import safe_next_url, wants_fragment
+from base.once import form_once, once_put, once_take
 from base.roles import Role, role_required
 
 from . import selectors, services
 from .forms import (
     ClientDeleteForm,
+    ClientDisableForm,
     ClientFilterForm,
     ClientForm,
     ClientRegisterForm,
@@ -33,7 +38,7 @@ from .forms import (
     ScopeGrantForm,
     ScopeSearchForm,
 )
-from .models import Client, Scope, ScopeGrant
+from .models import Client, ClientSecret, Scope, ScopeGrant
 
 CLIENTS_PER_PAGE = 25
 RECENT_AUDIT_ROWS = 20
@@ -138,27 +143,79 @@ def client_list(request: HttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @role_required(Role.OPERATOR)
+@form_once
 def client_register(request: HttpRequest) -> HttpResponse:
     form = ClientRegisterForm(_posted(request))
     if request.method == "POST" and form.is_valid():
         fields = dict(form.cleaned_data)
         fields["scopes"] = list(fields["scopes"])
         try:
-            client, secret = services.client_register(actor=Actor.from_request(request), **fields)
+            client, plain = services.client_register(actor=Actor.from_request(request), **fields)
         except ValidationError as exc:
             _form_errors(form, exc)
         else:
-            return _secret_once(request, client, secret)
+            messages.success(request, f"Registered {client.name}.")
+            return secret_handover(request, secret=client.secrets.get(), plain=plain)
     return render(request, "clients/register.html", {"form": form})
 
 
-def _secret_once(request: HttpRequest, client: Client, secret: str) -> HttpResponse:
-    """The only response that ever carries the plain secret: rendered, never redirected
-    to, stored or put in a message, and marked so no cache keeps it."""
-    response = render(request, "clients/secret_once.html", {"client": client, "secret": secret})
+# The plain secret between the POST that made it and the one page that shows it -----------
+
+
+def _secret_once_name(client: Client) -> str:
+    return f"client-secret:{client.client_id}"
+
+
+def secret_handover(request: HttpRequest, *, secret: ClientSecret, plain: str) -> HttpResponse:
+    """Answer the POST that created `secret` with a redirect to the page that shows it once.
+
+    The plain secret goes into no URL, cookie, message or log: it waits, encrypted, in a
+    row only this browser session's next read of the secret page takes (base/once.py).
+    """
+    client = secret.client
+    once_put(request, _secret_once_name(client), {"secret_id": secret.pk, "plain": plain})
+    url = reverse("clients:secret", args=[client.client_id])
+    if getattr(request, "htmx", False):
+        return HttpResponse(status=204, headers={"HX-Redirect": url})
+    return redirect(url)
+
+
+@require_GET
+@role_required(Role.OPERATOR)
+def client_secret(request: HttpRequest, client_id: str) -> HttpResponse:
+    """The new secret, once; a reload says it was shown and how to get another."""
+    client = _client(client_id)
+    shown = once_take(request, _secret_once_name(client)) or {}
+    secret = client.secrets.filter(pk=shown.get("secret_id")).first() if shown else None
+    context = {
+        "client": client,
+        "secret": secret,
+        "plain": shown.get("plain") if secret else None,
+        "older": _older_valid_secrets(secret) if secret else [],
+        "token_url": settings.KEYWARD_ISSUER + reverse("tokens:token"),
+        "curl": token_curl(client),
+    }
+    response = render(request, "clients/secret_once.html", context)
     response["Cache-Control"] = "no-store"
     response["Pragma"] = "no-cache"
     return response
+
+
+def _older_valid_secrets(secret: ClientSecret) -> QuerySet[ClientSecret]:
+    """The secrets a rotation left valid for a while (none after a registration)."""
+    return secret.client.secrets.exclude(pk=secret.pk).filter(
+        revoked_at__isnull=True, expires_at__gte=secret.created_at
+    )
+
+
+def token_curl(client: Client) -> str:
+    """A copy-paste token request for `client`. `-u` without the secret makes curl ask for
+    it, so the secret stays out of the shell history and the process list."""
+    parts = ["curl", "-u", client.client_id, "-d", "grant_type=client_credentials"]
+    if scopes := client.scope_names():
+        parts += ["-d", f"scope={' '.join(scopes)}"]
+    parts.append(settings.KEYWARD_ISSUER + reverse("tokens:token"))
+    return shlex.join(parts)
 
 
 @require_GET
@@ -179,7 +236,7 @@ def _detail_context(request: HttpRequest, client: Client, **extra) -> dict:
             :RECENT_AUDIT_ROWS
         ],
         "token_events": selectors.client_recent_token_events(client=client),
-        "issuer": settings.KEYWARD_ISSUER,
+        "curl": token_curl(client),
     }
     return context | extra
 
@@ -188,7 +245,7 @@ def _detail_context(request: HttpRequest, client: Client, **extra) -> dict:
 @role_required(Role.OPERATOR)
 def client_edit(request: HttpRequest, client_id: str) -> HttpResponse:
     client = _client(client_id)
-    form = ClientForm(_posted(request), initial=ClientForm.initial_for(client))
+    form = ClientForm(_posted(request), initial=ClientForm.initial_for(client), client=client)
     if request.method == "POST" and form.is_valid():
         try:
             services.client_update(
@@ -206,16 +263,38 @@ def client_edit(request: HttpRequest, client_id: str) -> HttpResponse:
 @require_POST
 @role_required(Role.OPERATOR)
 def client_set_status(request: HttpRequest, client_id: str) -> HttpResponse:
+    """Enable at once; disabling goes through its confirmation page (client_disable)."""
     client = _client(client_id)
     form = ClientStatusForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Unknown status; nothing changed.")
         return redirect("clients:detail", client_id=client.client_id)
-    status = form.cleaned_data["status"]
-    services.client_set_status(actor=Actor.from_request(request), client=client, status=status)
-    verb = "enabled" if status == Client.Status.ACTIVE else "disabled"
-    messages.success(request, f"{client.name} is {verb}.")
+    if form.cleaned_data["status"] == Client.Status.DISABLED:
+        return redirect("clients:disable", client_id=client.client_id)
+    services.client_set_status(
+        actor=Actor.from_request(request), client=client, status=Client.Status.ACTIVE
+    )
+    messages.success(request, f"{client.name} is enabled.")
     return redirect("clients:detail", client_id=client.client_id)
+
+
+@require_http_methods(["GET", "POST"])
+@role_required(Role.OPERATOR)
+def client_disable(request: HttpRequest, client_id: str) -> HttpResponse:
+    """Ask first: the token service refuses a disabled client at once, so every consumer
+    stops. A production client's name must be typed, as for deletion."""
+    client = _client(client_id)
+    form = ClientDisableForm(_posted(request), client=client)
+    next_url = safe_next_url(request)
+    if request.method == "POST" and form.is_valid():
+        services.client_set_status(
+            actor=Actor.from_request(request), client=client, status=Client.Status.DISABLED
+        )
+        messages.success(request, f"{client.name} is disabled: the token service refuses it.")
+        return redirect(next_url or reverse("clients:detail", args=[client.client_id]))
+    context = {"client": client, "form": form, "next": next_url}
+    status = 400 if form.errors else 200
+    return render(request, "clients/disable.html", context, status=status)
 
 
 @require_http_methods(["GET", "POST"])
@@ -238,28 +317,39 @@ def _scopes_response(request: HttpRequest, client: Client, grant_form=None) -> H
     if not request.htmx:
         if grant_form is not None and grant_form.errors:
             context = _detail_context(request, client, grant_form=grant_form)
-            return render(request, "clients/detail.html", context)
+            return render(request, "clients/detail.html", context, status=400)
         return redirect("clients:detail", client_id=client.client_id)
     context = _detail_context(request, client)
+    status = 200
     if grant_form is not None:
         context["grant_form"] = grant_form
-    return render(request, "clients/_scopes_response.html", context)
+        status = 422 if grant_form.errors else 200  # keyward.js swaps 422 fragments in
+    return render(request, "clients/_scopes_response.html", context, status=status)
+
+
+def _detail_url(request: HttpRequest, client_id: str) -> str:
+    return reverse("clients:detail", args=[client_id])
 
 
 @require_POST
 @role_required(Role.OPERATOR)
+@form_once(result=_detail_url)
 def client_scope_add(request: HttpRequest, client_id: str) -> HttpResponse:
     client = _client(client_id)
     form = ScopeGrantForm(request.POST, client=client)
     if not form.is_valid():
         return _scopes_response(request, client, grant_form=form)
     scope = form.cleaned_data["scope"]
-    services.scope_grant(
-        actor=Actor.from_request(request),
-        client=client,
-        scope=scope,
-        reason=form.cleaned_data["reason"],
-    )
+    try:
+        services.scope_grant(
+            actor=Actor.from_request(request),
+            client=client,
+            scope=scope,
+            reason=form.cleaned_data["reason"],
+        )
+    except ValidationError as exc:
+        _form_errors(form, exc)
+        return _scopes_response(request, client, grant_form=form)
     if not request.htmx:
         messages.success(request, f"Granted {scope.name}.")
     return _scopes_response(request, client)
@@ -297,6 +387,7 @@ def scope_list(request: HttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @role_required(Role.ADMIN)
+@form_once
 def scope_create(request: HttpRequest) -> HttpResponse:
     form = ScopeCreateForm(_posted(request))
     if request.method == "POST" and form.is_valid():
@@ -341,15 +432,18 @@ def scope_edit(request: HttpRequest, name: str) -> HttpResponse:
     return render(request, "clients/scope_form.html", {"form": form, "scope": scope})
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 @role_required(Role.ADMIN)
 def scope_delete(request: HttpRequest, name: str) -> HttpResponse:
+    """Ask first, even for a scope nobody holds: resource servers may still check it."""
     scope = _scope(name)
+    if request.method == "GET":
+        return render(request, "clients/scope_delete.html", _scope_context(scope))
     try:
         services.scope_delete(actor=Actor.from_request(request), scope=scope)
     except services.ScopeInUse as exc:
         # 409: the request was fine but the catalogue's state forbids it right now.
         context = _scope_context(scope, delete_refused_holders=exc.holders)
-        return render(request, "clients/scope_detail.html", context, status=409)
+        return render(request, "clients/scope_delete.html", context, status=409)
     messages.success(request, f"Deleted scope {name}.")
     return redirect("clients:scope_list")

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import secrets
-
 from django import forms
 from django.contrib.auth.models import User
 from django.contrib.auth.password_validation import (
@@ -10,26 +8,27 @@ from django.contrib.auth.password_validation import (
 )
 from django.core.exceptions import ValidationError
 
+from base.forms import ConsoleForm
 from base.roles import Role
+
+from .services import generate_password
 
 ROLE_CHOICES = [(role.label, role.label.capitalize()) for role in Role]
 
 
-def generate_password() -> str:
-    """20 URL-safe characters (120 bits); shown once to the admin who created the user."""
-    return secrets.token_urlsafe(15)
-
-
-class UserCreateForm(forms.Form):
+class UserCreateForm(ConsoleForm):
     username = forms.CharField(max_length=150, help_text="Letters, digits and @ . + - _ only.")
-    email = forms.EmailField(required=False)
+    email = forms.EmailField(required=False, max_length=254)
     role = forms.ChoiceField(choices=ROLE_CHOICES, initial=Role.VIEWER.label)
     password1 = forms.CharField(
         label="Password",
         required=False,
         strip=False,
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
-        help_text="Leave both empty to generate one, shown once on the next page.",
+        help_text=(
+            "Leave both empty to generate one, shown once on the next page; "
+            "the user changes it at their first login."
+        ),
     )
     password2 = forms.CharField(
         label="Password again",
@@ -69,17 +68,17 @@ class UserCreateForm(forms.Form):
         return password_validators_help_texts()
 
 
-class UserRoleForm(forms.Form):
+class UserRoleForm(ConsoleForm):
     role = forms.ChoiceField(choices=ROLE_CHOICES)
 
 
-class UserActiveForm(forms.Form):
+class UserActiveForm(ConsoleForm):
     active = forms.TypedChoiceField(
         choices=[("1", "active"), ("0", "inactive")], coerce=lambda value: value == "1"
     )
 
 
-class TwoFactorCodeForm(forms.Form):
+class TwoFactorCodeForm(ConsoleForm):
     """Six digits from the authenticator app, or (when signing in) a recovery code."""
 
     code = forms.CharField(max_length=32, strip=True)

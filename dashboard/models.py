@@ -1,4 +1,5 @@
-"""Two-factor devices: django-otp's TOTP device, its key sealed at rest."""
+"""Console accounts beyond Django's user: two-factor devices (django-otp's TOTP device, its
+key sealed at rest), and a password that must be changed."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
+from django.db import models
+from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 
@@ -54,3 +57,19 @@ class SealedTOTPDevice(TOTPDevice):
     @property
     def bin_key(self) -> bytes:
         return totp_key_open(self.key, user_id=self.user_id)
+
+
+class PasswordChangeRequired(models.Model):
+    """The user logs in with a password an admin saw (reset or generated) and must choose
+    their own before anything else; the login flow reads this row (dashboard/signals.py)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="password_change_required",
+    )
+    required_since = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.user} must change their password"

@@ -6,6 +6,8 @@ the audit trail.
 
 from __future__ import annotations
 
+import secrets
+
 from django.contrib.auth.models import Group, User
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
@@ -13,6 +15,8 @@ from django.db import transaction
 
 from audit.services import Actor, admin_action_record
 from base.roles import ROLE_BY_GROUP, Role
+
+from .models import PasswordChangeRequired
 
 ROLE_NAMES = tuple(ROLE_BY_GROUP)
 
@@ -41,8 +45,25 @@ def _refuse_self(actor: Actor, user: User, what: str) -> None:
         raise UserChangeRefused(f"You cannot {what} your own account; ask another admin.")
 
 
-def user_create(*, actor: Actor, username: str, email: str, role: str, password: str) -> User:
-    """Create an active user holding `role`; the password must pass Django's validators."""
+def generate_password() -> str:
+    """20 URL-safe characters (120 bits); shown once to the admin, changed at first login."""
+    return secrets.token_urlsafe(15)
+
+
+def user_create(
+    *,
+    actor: Actor,
+    username: str,
+    email: str,
+    role: str,
+    password: str,
+    must_change_password: bool = False,
+) -> User:
+    """Create an active user holding `role`; the password must pass Django's validators.
+
+    `must_change_password` for a password the admin did not choose with the user (a
+    generated one): they replace it at their first login.
+    """
     group = _role_group(role)
     user = User(username=username, email=email)
     user.full_clean(exclude=["password"])
@@ -51,15 +72,62 @@ def user_create(*, actor: Actor, username: str, email: str, role: str, password:
     with transaction.atomic():
         user.save()
         user.groups.add(group)
+        if must_change_password:
+            PasswordChangeRequired.objects.create(user=user)
         admin_action_record(
             actor=actor,
             action="user.create",
             target_type="user",
             target_id=user.username,
             target_label=user.username,
-            after={"username": user.username, "email": user.email, "role": role, "active": True},
+            after={
+                "username": user.username,
+                "email": user.email,
+                "role": role,
+                "active": True,
+                "must_change_password": must_change_password,
+            },
         )
     return user
+
+
+def user_password_reset(*, actor: Actor, user: User) -> str:
+    """Give `user` a generated password they must change at their next login; returns it.
+
+    Their sessions end with the old password (Django checks the password hash per request).
+    The audit row records that it happened, never the password.
+    """
+    _refuse_self(actor, user, "reset the password of")
+    password = generate_password()
+    with transaction.atomic():
+        user.set_password(password)
+        user.save(update_fields=["password"])
+        PasswordChangeRequired.objects.update_or_create(user=user)
+        admin_action_record(
+            actor=actor,
+            action="user.password_reset",
+            target_type="user",
+            target_id=user.username,
+            target_label=user.username,
+            after={"must_change_password": True},
+        )
+    return password
+
+
+def user_password_change(*, actor: Actor, user: User, password: str) -> None:
+    """The user sets their own password (validated by the form); the change requirement ends."""
+    with transaction.atomic():
+        user.set_password(password)
+        user.save(update_fields=["password"])
+        required = PasswordChangeRequired.objects.filter(user=user).delete()[0] > 0
+        admin_action_record(
+            actor=actor,
+            action="user.password_change",
+            target_type="user",
+            target_id=user.username,
+            target_label=user.username,
+            after={"required": required},
+        )
 
 
 def user_set_role(*, actor: Actor, user: User, role: str) -> User:

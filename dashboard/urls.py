@@ -28,6 +28,13 @@ urlpatterns = [
     path("users/<username:username>/role/", views.user_set_role, name="user_set_role"),
     path("users/<username:username>/active/", views.user_set_active, name="user_set_active"),
     path(
+        "users/<username:username>/password/reset/",
+        views.user_password_reset,
+        name="user_password_reset",
+    ),
+    path("users/<username:username>/password/", views.user_password, name="user_password"),
+    path("account/password/", views.password_change, name="password_change"),
+    path(
         "users/<username:username>/two-factor/reset/",
         views.user_two_factor_reset,
         name="user_two_factor_reset",

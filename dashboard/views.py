@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import logout, user_login_failed
+from django.contrib.auth import logout, update_session_auth_hash, user_login_failed
+from django.contrib.auth.forms import PasswordChangeForm
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Exists, OuterRef
@@ -16,6 +17,7 @@ from django_otp import login as otp_login
 
 from audit.models import AdminAction
 from audit.services import Actor
+from base.once import form_once, once_put, once_take
 from base.roles import ROLE_BY_GROUP, Role, role_required
 from clients.models import Client, ClientSecret, Scope, ScopeGrant
 from security.models import SecretFinding
@@ -24,6 +26,7 @@ from security.selectors import open_finding_counts
 from . import services, two_factor
 from .forms import ROLE_CHOICES, TwoFactorCodeForm, UserActiveForm, UserCreateForm, UserRoleForm
 from .models import SealedTOTPDevice
+from .signals import MUST_CHANGE_PASSWORD
 
 
 def _clients_per_environment() -> list[dict]:
@@ -95,11 +98,12 @@ def user_list(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @role_required(Role.ADMIN)
-@never_cache
+@form_once
 def user_create(request: HttpRequest) -> HttpResponse:
     form = UserCreateForm(request.POST)
     if form.is_valid():
         data = form.cleaned_data
+        generated = data["password_generated"]
         try:
             user = services.user_create(
                 actor=Actor.from_request(request),
@@ -107,20 +111,84 @@ def user_create(request: HttpRequest) -> HttpResponse:
                 email=data["email"],
                 role=data["role"],
                 password=data["password"],
+                must_change_password=generated,
             )
         except ValidationError as error:
             # A race on the username, or a rule the form did not check.
             form.add_error(None, error)
         else:
-            # Rendered, not redirected: a generated password must never land in a URL,
-            # a session or a later page.
-            context = {
-                "account": user,
-                "role_label": data["role"],
-                "password": data["password"] if data["password_generated"] else None,
-            }
-            return render(request, "dashboard/user_created.html", context)
+            messages.success(request, f"Added {user.username} as {data['role']}.")
+            if not generated:
+                return redirect("dashboard:users")
+            return _password_handover(request, user, data["password"], "created")
     return _users_page(request, form, status=400)
+
+
+# A password the admin sees once: generated for a new user, or a reset ---------------------
+
+
+def _password_once_name(user: User) -> str:
+    return f"user-password:{user.username}"
+
+
+def _password_handover(request: HttpRequest, user: User, password: str, kind: str):
+    """Redirect to the page that shows `password` once (base/once.py), never in a URL."""
+    once_put(request, _password_once_name(user), {"password": password, "kind": kind})
+    return redirect("dashboard:user_password", username=user.username)
+
+
+@require_POST
+@role_required(Role.ADMIN)
+@form_once
+def user_password_reset(request: HttpRequest, username: str) -> HttpResponse:
+    user = _user_or_404(username)
+    try:
+        password = services.user_password_reset(actor=Actor.from_request(request), user=user)
+    except services.UserChangeRefused as refused:
+        messages.error(request, str(refused))
+        return redirect("dashboard:users")
+    return _password_handover(request, user, password, "reset")
+
+
+@require_GET
+@role_required(Role.ADMIN)
+@never_cache
+def user_password(request: HttpRequest, username: str) -> HttpResponse:
+    """The generated password, once; a reload says it was shown and how to get another."""
+    user = _user_or_404(username)
+    shown = once_take(request, _password_once_name(user)) or {}
+    context = {
+        "account": _annotate_role(user),
+        "password": shown.get("password"),
+        "kind": shown.get("kind"),
+    }
+    response = render(request, "dashboard/user_password.html", context)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@require_http_methods(["GET", "POST"])
+@role_required(Role.VIEWER)
+def password_change(request: HttpRequest) -> HttpResponse:
+    """Everyone changes their own password here; after a reset or a generated first password
+    keyward.middleware.PasswordChangeMiddleware sends them nowhere else until they have."""
+    form = PasswordChangeForm(request.user, request.POST if request.method == "POST" else None)
+    for field in form.fields.values():
+        field.widget.attrs.pop("autofocus", None)  # keyward.js focuses the error summary
+    if request.method == "POST" and form.is_valid():
+        services.user_password_change(
+            actor=Actor.from_request(request),
+            user=request.user,
+            password=form.cleaned_data["new_password1"],
+        )
+        update_session_auth_hash(request, request.user)  # this session stays signed in
+        request.session.pop(MUST_CHANGE_PASSWORD, None)
+        messages.success(request, "Your password is changed.")
+        return redirect("dashboard:overview")
+    context = {"form": form, "required": request.session.get(MUST_CHANGE_PASSWORD, False)}
+    return render(
+        request, "dashboard/password_change.html", context, status=400 if form.errors else 200
+    )
 
 
 def _row_response(request: HttpRequest, user: User, error: str | None) -> HttpResponse:
@@ -217,12 +285,15 @@ def _two_factor_page(request: HttpRequest, form: TwoFactorCodeForm, status: int 
     return response
 
 
-def _recovery_codes_page(request: HttpRequest, codes: list[str], enrolled: bool) -> HttpResponse:
-    # Rendered, not redirected: the codes are shown once and never stored in plain text.
-    context = {"codes": codes, "enrolled": enrolled, "next": _next_url(request)}
-    response = render(request, "dashboard/two_factor_codes.html", context)
-    response["Cache-Control"] = "no-store"
-    return response
+RECOVERY_CODES_ONCE = "recovery-codes"
+
+
+def _recovery_codes_handover(request: HttpRequest, codes: list[str], enrolled: bool):
+    """Redirect to the page that shows the new codes once (base/once.py), never stored in
+    plain text anywhere else."""
+    value = {"codes": codes, "enrolled": enrolled, "next": _next_url(request)}
+    once_put(request, RECOVERY_CODES_ONCE, value)
+    return redirect("dashboard:two_factor_recovery_codes")
 
 
 @require_GET
@@ -251,12 +322,23 @@ def two_factor_confirm(request: HttpRequest) -> HttpResponse:
         return _two_factor_page(request, form, status=400)
     otp_login(request, device)
     request.session.pop(two_factor.PENDING_SESSION_KEY, None)
-    return _recovery_codes_page(request, codes, enrolled=True)
+    return _recovery_codes_handover(request, codes, enrolled=True)
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 @role_required(Role.VIEWER)
 def two_factor_recovery_codes(request: HttpRequest) -> HttpResponse:
+    """GET: the codes just made, once (a reload says they were shown). POST: new codes."""
+    if request.method == "GET":
+        shown = once_take(request, RECOVERY_CODES_ONCE) or {}
+        context = {
+            "codes": shown.get("codes"),
+            "enrolled": shown.get("enrolled", False),
+            "next": shown.get("next") or reverse("dashboard:two_factor"),
+        }
+        response = render(request, "dashboard/two_factor_codes.html", context)
+        response["Cache-Control"] = "no-store"
+        return response
     try:
         codes = two_factor.two_factor_recovery_codes_regenerate(
             actor=Actor.from_request(request), user=request.user
@@ -264,7 +346,7 @@ def two_factor_recovery_codes(request: HttpRequest) -> HttpResponse:
     except two_factor.TwoFactorRefused as refused:
         messages.error(request, str(refused))
         return redirect("dashboard:two_factor")
-    return _recovery_codes_page(request, codes, enrolled=False)
+    return _recovery_codes_handover(request, codes, enrolled=False)
 
 
 @require_http_methods(["GET", "POST"])

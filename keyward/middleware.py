@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
 from django.utils.http import urlencode
 
+from dashboard.signals import MUST_CHANGE_PASSWORD
 from dashboard.two_factor import ENROL, PENDING_SESSION_KEY, VERIFY, two_factor_step
 
 
@@ -146,3 +147,25 @@ class NoStoreForUsersMiddleware:
 
 def _says_no_store(response: HttpResponse) -> bool:
     return "no-store" in response.headers.get("Cache-Control", "")
+
+
+class PasswordChangeMiddleware:
+    """A user whose password an admin has seen (a reset, a generated first password) is sent
+    to the change-password page from every console page until they have chosen their own.
+
+    The login flow notes the requirement in the session (dashboard/signals.py), so this
+    costs no query per request.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.user.is_authenticated and request.session.get(MUST_CHANGE_PASSWORD):
+            change_url = reverse("dashboard:password_change")
+            allowed = (change_url, resolve_url("logout"), "/static/")
+            if not request.path.startswith(allowed):
+                if getattr(request, "htmx", False):
+                    return HttpResponse(status=204, headers={"HX-Redirect": change_url})
+                return redirect(change_url)
+        return self.get_response(request)

@@ -95,12 +95,14 @@ INSTALLED_APPS = [
     "django_otp",
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
+    "base",
     "audit",
     "clients",
     "tokens",
     "security",
     "analytics",
     "alerts",
+    "reviews",
     "dashboard",
 ]
 
@@ -120,6 +122,7 @@ MIDDLEWARE = [
     "keyward.middleware.SessionLifetimeMiddleware",
     "keyward.middleware.NoStoreForUsersMiddleware",
     "keyward.middleware.TwoFactorMiddleware",
+    "keyward.middleware.PasswordChangeMiddleware",
     "axes.middleware.AxesMiddleware",
 ]
 
@@ -140,6 +143,8 @@ TEMPLATES = [
                 "dashboard.context_processors.pipeline_problems",
                 "alerts.context_processors.open_alerts",
             ],
+            # `when`, `changes`, `clip`: the console's shared display filters, on every page.
+            "builtins": ["dashboard.templatetags.console"],
         },
     }
 ]
@@ -292,6 +297,12 @@ CELERY_BEAT_SCHEDULE: dict = {
     # Event store retention: drops raw-event day partitions past retention, creates the
     # next days' partitions, prunes old rollups. Hourly: each run is cheap and idempotent,
     # and a missed run is made up within the hour.
+    # Scope review: opens, refreshes and resolves findings over the scope-usage rollups.
+    # Hourly: usage is counted per hour, so a finding cannot change faster than that.
+    "scan-review-findings": {
+        "task": "reviews.tasks.scan_review_findings",
+        "schedule": crontab(minute=47),
+    },
     "apply-event-retention": {
         "task": "analytics.tasks.apply_event_retention",
         "schedule": crontab(minute=23),
@@ -324,6 +335,9 @@ KEYWARD_NEW_SECRET_EXPIRY = "security.services.new_secret_expiry"  # noqa: S105 
 KEYWARD_EVENT_STORE = "analytics.store"
 # Raw token events (and per-minute rollups) are kept this many days; older events are not
 # stored at all. Hourly rollups, scope usage and source networks are kept longer.
+# Scope review: a grant is "unused" after this many days without a request (and only once
+# it is that old); least-privilege recommendations remove such grants.
+KEYWARD_REVIEW_UNUSED_DAYS = int(os.environ.get("KEYWARD_REVIEW_UNUSED_DAYS", "90"))
 KEYWARD_EVENT_RETENTION_DAYS = int(os.environ.get("KEYWARD_EVENT_RETENTION_DAYS", "30"))
 KEYWARD_ROLLUP_RETENTION_DAYS = int(os.environ.get("KEYWARD_ROLLUP_RETENTION_DAYS", "400"))
 

@@ -17,9 +17,12 @@ urlpatterns = [
     path("security/", include("security.urls")),
     path("analytics/", include("analytics.urls")),
     path("alerts/", include("alerts.urls")),
+    path("reviews/", include("reviews.urls")),
     path("", include("tokens.urls")),
     path("api/", include("tokens.resource_urls")),
     path("", include("dashboard.urls")),
 ]
 
 handler403 = "keyward.views.permission_denied"
+handler404 = "keyward.views.page_not_found"
+handler500 = "keyward.views.server_error"

@@ -1,4 +1,4 @@
-"""Project-level views: the health check and the error handlers."""
+"""Project-level views: the health check, the login and the error handlers (403, 404, 500)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from django.contrib.auth import views as auth_views
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.template import loader
+from django.templatetags.static import static
 from django.views.decorators.http import require_GET
 
 from audit.services import Actor, admin_action_record
@@ -119,3 +121,39 @@ def permission_denied(request: HttpRequest, exception: Exception | None = None) 
             after={"method": request.method, "needed_role": needed_label},
         )
     return render(request, "403.html", {"needed": needed_label}, status=403)
+
+
+def page_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """The 404 page in the console's layout (Django's debug page shows only with DEBUG on)."""
+    return render(request, "404.html", {"request_path": request.path}, status=404)
+
+
+# What a browser gets if even the 500 template cannot render (a broken template folder).
+_BARE_500 = (
+    "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Server error · Keyward"
+    "</title></head><body><main><h1>Something went wrong</h1><p>Keyward could not answer "
+    "this request. It has been logged; please try again in a moment.</p><p><a href='/'>"
+    "Back to the overview</a></p></main></body></html>"
+)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """The 500 page: the layout's look, rendered without the request.
+
+    Whatever failed (the database, the session, a context processor) may fail again, so this
+    runs no context processor, reads no user and no session, and renders a template that
+    extends nothing; the stylesheet URLs are looked up here, where a missing static manifest
+    only costs the styling.
+    """
+    try:
+        body = loader.get_template("500.html").render({"stylesheets": _stylesheets()})
+    except Exception:  # the error page must answer whatever else is broken
+        body = _BARE_500
+    return HttpResponse(body, status=500)
+
+
+def _stylesheets() -> list[str]:
+    try:
+        return [static(name) for name in ("vendor/pico-2.1.1.min.css", "keyward.css")]
+    except ValueError:  # not in the manifest: collectstatic has not run
+        return []

@@ -8,6 +8,7 @@ from datetime import timedelta
 from django import forms
 from django.utils import timezone
 
+from base.forms import ConsoleForm
 from clients.models import Client
 
 from .models import SecretFinding
@@ -40,7 +41,7 @@ def parse_grace(text: str) -> timedelta:
     return grace
 
 
-class SecretPolicyForm(forms.Form):
+class SecretPolicyForm(ConsoleForm):
     environment = forms.ChoiceField(choices=Client.Environment.choices, widget=forms.HiddenInput)
     max_secret_age_days = forms.IntegerField(
         required=False,
@@ -70,7 +71,7 @@ class SecretPolicyForm(forms.Form):
         return cls(initial=initial, prefix=policy.environment, **kwargs)
 
 
-class FindingFilterForm(forms.Form):
+class FindingFilterForm(ConsoleForm):
     kind = forms.ChoiceField(
         choices=[("", "All findings"), *SecretFinding.Kind.choices], required=False
     )
@@ -82,7 +83,7 @@ class FindingFilterForm(forms.Form):
         return self.cleaned_data.get(name) or "" if self.is_valid() else ""
 
 
-class RotateForm(forms.Form):
+class RotateForm(ConsoleForm):
     grace_choice = forms.ChoiceField(
         choices=GRACE_CHOICES,
         initial=DEFAULT_GRACE,
@@ -97,11 +98,20 @@ class RotateForm(forms.Form):
         label="Custom: hours",
         help_text="Up to 2160 hours (90 days).",
     )
+    # A text input in ISO 8601, not datetime-local: the browser would show that one in the
+    # viewer's locale (12/03/2026, 02:00 PM) while every other time in Keyward is ISO UTC.
     custom_until = forms.DateTimeField(
         required=False,
         label="Custom: or until (UTC)",
-        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
-        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"],
+        widget=forms.TextInput(
+            attrs={"placeholder": "2026-12-31T18:00Z", "spellcheck": "false", "inputmode": "text"}
+        ),
+        help_text="ISO 8601, e.g. 2026-12-31T18:00 (UTC) or 2026-12-31T19:00+01:00.",
+        error_messages={"invalid": "Enter a date and time in ISO 8601, e.g. 2026-12-31T18:00Z."},
+    )
+    confirm_immediate = forms.BooleanField(
+        required=False,
+        label="I understand: consumers still using the current secret stop getting tokens now.",
     )
 
     def clean(self) -> dict:
@@ -109,9 +119,16 @@ class RotateForm(forms.Form):
         choice = data.get("grace_choice")
         if not choice:
             return data
-        if choice != "custom":
-            data["grace"] = parse_grace(choice)
-            return data
+        data["grace"] = parse_grace(choice) if choice != "custom" else self._custom_grace(data)
+        if data["grace"] == timedelta(0) and not data.get("confirm_immediate"):
+            self.add_error(
+                "confirm_immediate",
+                "Rotating immediately cuts off every consumer still using the current secret. "
+                "Tick the box to confirm, or choose a grace period.",
+            )
+        return data
+
+    def _custom_grace(self, data: dict) -> timedelta:
         hours, until = data.get("custom_hours"), data.get("custom_until")
         if (hours is None) == (until is None):
             raise forms.ValidationError("For a custom time, give either hours or a date and time.")
@@ -120,5 +137,4 @@ class RotateForm(forms.Form):
             raise forms.ValidationError("That time is in the past.")
         if grace > MAX_ROTATION_GRACE:
             raise forms.ValidationError("The old secret can stay valid for at most 90 days.")
-        data["grace"] = grace
-        return data
+        return grace

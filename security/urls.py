@@ -17,5 +17,4 @@ urlpatterns = [
         views.revoke_secret,
         name="revoke_secret",
     ),
-    path("clients/<slug:client_id>/disable/", views.disable_client, name="disable_client"),
 ]

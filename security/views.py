@@ -1,7 +1,7 @@
-"""Secret-lifecycle pages: policy settings, secrets health, rotate, revoke, disable.
+"""Secret-lifecycle pages: policy settings, secrets health, rotate, revoke.
 
 Reads come from security/selectors.py and clients/selectors.py; every write goes through
-security/services.py (or clients/services.py to disable a client), which records the audit
+security/services.py, which records the audit
 row in the same transaction and queues the email.
 """
 
@@ -14,20 +14,22 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods
 from django.views.decorators.vary import vary_on_headers
 
 from audit.services import Actor
-from base.http import wants_fragment
+from base.http import safe_next_url, wants_fragment
+from base.once import form_once
 from base.roles import Role, role_check, role_required, user_role
 from clients import selectors as client_selectors
-from clients import services as client_services
 from clients.models import Client, ClientSecret
+from clients.views import secret_handover
 
 from . import selectors, services
 from .forms import FindingFilterForm, RotateForm, SecretPolicyForm
 from .models import SecretFinding, SecretPolicy
+from .scan import UNUSED_AFTER
 
 FINDINGS_PER_PAGE = 50
 
@@ -36,17 +38,8 @@ def _client(client_id: str) -> Client:
     return get_object_or_404(Client, client_id=client_id)
 
 
-def _next(request: HttpRequest) -> str:
-    """`next` from the query or form when it points at one of our own pages, else ""."""
-    target = request.POST.get("next") or request.GET.get("next") or ""
-    safe = url_has_allowed_host_and_scheme(
-        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    )
-    return target if target and safe else ""
-
-
 def _back(request: HttpRequest) -> HttpResponse:
-    return redirect(_next(request) or "security:health")
+    return redirect(safe_next_url(request) or "security:health")
 
 
 # Settings ---------------------------------------------------------------------------------
@@ -114,7 +107,11 @@ def secrets_health(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @role_required(Role.OPERATOR)
 @vary_on_headers("HX-Request")  # the dialog alone for htmx, the page otherwise
+@form_once
 def rotate(request: HttpRequest, client_id: str) -> HttpResponse:
+    """The rotate form, as a page or (htmx) as the client page's dialog. A refused rotation
+    answers the dialog with its message in it (keyward.js swaps 4xx fragments); a done one
+    redirects to the page that shows the new secret once."""
     client = _client(client_id)
     form = RotateForm(request.POST or None)
     status = 200
@@ -130,7 +127,7 @@ def rotate(request: HttpRequest, client_id: str) -> HttpResponse:
                 form.add_error(None, exc.messages)
                 status = 409  # the request was fine; the client's state refuses it
             else:
-                return _secret_once(request, client, secret, plain)
+                return secret_handover(request, secret=secret, plain=plain)
         else:
             status = 400
     context = {
@@ -138,28 +135,23 @@ def rotate(request: HttpRequest, client_id: str) -> HttpResponse:
         "form": form,
         "valid_count": client_selectors.client_valid_secret_count(client=client),
         "max_valid": services.MAX_VALID_SECRETS,
-        "next": _next(request),
+        "next": safe_next_url(request),
     }
     # htmx loads the dialog's form alone (e.g. into a <dialog> on the client page).
     template = "security/rotate.html#dialog" if request.htmx else "security/rotate.html"
     return render(request, template, context, status=status)
 
 
-def _secret_once(
-    request: HttpRequest, client: Client, secret: ClientSecret, plain: str
-) -> HttpResponse:
-    """The only response that carries the new secret: rendered, never stored or cached."""
-    older = client.secrets.exclude(pk=secret.pk).filter(
-        revoked_at__isnull=True, expires_at__gte=secret.created_at
-    )
-    context = {"client": client, "secret": secret, "plain": plain, "older": older}
-    response = render(request, "security/secret_once.html", context)
-    response["Cache-Control"] = "no-store"
-    response["Pragma"] = "no-cache"
-    return response
-
-
 # Revoke and disable -----------------------------------------------------------------------
+
+
+def _still_in_use(usage) -> bool:
+    """Used after a newer secret took over, or (any secret) within the window after which
+    the scan calls a secret unused."""
+    if usage is None or not usage.secret.is_valid():
+        return False
+    recent = usage.last_used_at is not None and usage.last_used_at > timezone.now() - UNUSED_AFTER
+    return usage.in_use or recent
 
 
 @require_http_methods(["GET", "POST"])
@@ -172,21 +164,15 @@ def revoke_secret(request: HttpRequest, client_id: str, secret_id: int) -> HttpR
         messages.success(request, f"Revoked {secret.hint} of {client.name}.")
         return _back(request)
     valid = client_selectors.client_valid_secrets(client=client)
+    progress = client_selectors.client_secret_progress(client=client)
+    usage = next((row for row in progress if row.secret.pk == secret.pk), None)
     context = {
         "client": client,
         "secret": secret,
         "is_last_valid": secret.is_valid() and not valid.exclude(pk=secret.pk).exists(),
-        "next": _next(request),
+        # Said before anything is revoked: who still uses it, and when it was last used.
+        "usage": usage,
+        "in_use": _still_in_use(usage),
+        "next": safe_next_url(request),
     }
     return render(request, "security/revoke.html", context)
-
-
-@require_POST
-@role_required(Role.OPERATOR)
-def disable_client(request: HttpRequest, client_id: str) -> HttpResponse:
-    client = _client(client_id)
-    client_services.client_set_status(
-        actor=Actor.from_request(request), client=client, status=Client.Status.DISABLED
-    )
-    messages.success(request, f"{client.name} is disabled: the token service refuses it.")
-    return _back(request)

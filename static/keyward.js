@@ -38,6 +38,34 @@ document.addEventListener("submit", (event) => {
   if (form && !window.confirm(form.dataset.confirm)) event.preventDefault();
 });
 
+// A form's error summary (templates/base/_error_summary.html) takes the focus when the page
+// or an htmx swap shows one, so keyboard and screen-reader users land on what to fix.
+function focusErrorSummary(root) {
+  const summary = root.querySelector("[data-error-summary]");
+  if (summary) summary.focus();
+  return Boolean(summary);
+}
+document.addEventListener("DOMContentLoaded", () => focusErrorSummary(document));
+
+// Fragments answered with 400, 409 or 422 carry a form with its errors (the rotate dialog,
+// the grant form): swap them in like a 200. htmx 2 drops 4xx bodies by default.
+document.addEventListener("htmx:beforeSwap", (event) => {
+  if ([400, 409, 422].includes(event.detail.xhr.status)) {
+    event.detail.shouldSwap = true;
+    event.detail.isError = false;
+  }
+});
+
+// After a swap: the error summary if there is one, else the element marked autofocus (the
+// rotate dialog's default choice, 24 hours, never "Immediately").
+document.addEventListener("htmx:afterSettle", (event) => {
+  const target = event.detail.target;
+  if (target.closest("[data-poll]")) return; // a live region's refresh never moves focus
+  if (focusErrorSummary(target)) return;
+  const preferred = target.querySelector("[autofocus]");
+  if (preferred) preferred.focus();
+});
+
 // Live regions poll through htmx: hx-trigger="every 15s, kw:visible from:document" plus
 // data-poll. A poll is skipped while the tab is hidden (no requests from background tabs)
 // or while the user works inside the region (ticked rows, an open <details>); when the tab

@@ -317,9 +317,19 @@ class IntrospectionValidator:
     """Asks the issuer's introspection endpoint (RFC 7662) and caches the answer by token
     hash, for at most max_age seconds and never past the token's exp."""
 
-    def __init__(self, *, url: str, authorization: str, issuer: str, audience: str, max_age):
+    def __init__(
+        self,
+        *,
+        url: str,
+        authorization: str,
+        issuer: str,
+        audience: str,
+        max_age,
+        provider: Callable[[str], dict] | None = None,
+    ):
         self.url = url
         self.authorization = authorization
+        self.provider = provider
         self.issuer = issuer
         self.audience = audience
         self.max_age = max_age
@@ -352,6 +362,8 @@ class IntrospectionValidator:
         return answer
 
     def _introspect(self, token: str) -> dict:
+        if self.provider is not None:
+            return self.provider(token)
         body = urllib.parse.urlencode({"token": token, "token_type_hint": "access_token"})
         try:
             return _http(
@@ -403,6 +415,7 @@ def build_validator(
     jwks_min_refetch: float,
     introspection_url: str | None,
     introspection_auth,
+    introspection_provider: Callable[[str], dict] | None = None,
     algorithms: Iterable[str],
     leeway: float,
     introspection_cache_seconds: float,
@@ -420,7 +433,9 @@ def build_validator(
             leeway=leeway,
         )
     if mode == "introspect":
-        if introspection_auth is None:
+        if introspection_provider is not None:
+            introspection_auth = ""  # asked in-process: no credentials to present
+        elif introspection_auth is None:
             introspection_auth = (
                 _setting("KEYWARD_INTROSPECTION_CLIENT_ID", None),
                 _setting("KEYWARD_INTROSPECTION_CLIENT_SECRET", None),
@@ -436,6 +451,7 @@ def build_validator(
             issuer=issuer,
             audience=audience,
             max_age=introspection_cache_seconds,
+            provider=introspection_provider,
         )
     raise ImproperlyConfigured(f"require_scopes mode must be offline or introspect, not {mode}")
 
@@ -450,6 +466,7 @@ def require_scopes(
     mode: str = "offline",
     introspection_url: str | None = None,
     introspection_auth: tuple[str, str] | str | None = None,
+    introspection_provider: Callable[[str], dict] | None = None,
     introspection_cache_seconds: float = INTROSPECTION_CACHE_SECONDS,
     algorithms: Iterable[str] = DEFAULT_ALGORITHMS,
     leeway: float = DEFAULT_LEEWAY_SECONDS,
@@ -461,7 +478,9 @@ def require_scopes(
     introspection answer). Otherwise, per RFC 6750 §3: no token → 401 with a bare
     `WWW-Authenticate: Bearer realm=…`; malformed header → 400 invalid_request; bad,
     expired or foreign token → 401 invalid_token; missing scope → 403 insufficient_scope.
-    `introspection_auth` is (client_id, client_secret) or a ready Authorization value.
+    `introspection_auth` is (client_id, client_secret) or a ready Authorization value;
+    `introspection_provider`, a callable token → answer, replaces the HTTP call (an issuer
+    in the same process, or tests), as `jwks_provider` does for the JWKS.
     """
     required = " ".join(scopes)
     options = dict(
@@ -473,6 +492,7 @@ def require_scopes(
         jwks_min_refetch=jwks_min_refetch,
         introspection_url=introspection_url,
         introspection_auth=introspection_auth,
+        introspection_provider=introspection_provider,
         algorithms=algorithms,
         leeway=leeway,
         introspection_cache_seconds=introspection_cache_seconds,

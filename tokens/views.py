@@ -312,11 +312,26 @@ def introspect(request: HttpRequest) -> HttpResponse:
         return _rate_limited(verdict.retry_after)
     if not permitted or verdict.denylisted:
         return _json(200, {"active": False}, NO_STORE)
+    return _json(200, _active_answer(claims), NO_STORE)
+
+
+def _active_answer(claims: dict) -> dict:
     body = {"active": True, "token_type": "Bearer"}
     for claim in ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti"):
         if claim in claims:
             body[claim] = claims[claim]
-    return _json(200, body, NO_STORE)
+    return body
+
+
+def introspection_answer(token: str) -> dict:
+    """What the introspection endpoint answers a caller allowed to see every token, without
+    the HTTP round trip, caller authentication, rate limit or event: for a resource server in
+    this same process (the demo at /api/), where an HTTP call to ourselves could wait on the
+    very thread that is making it."""
+    claims = _token_claims_if_valid(token)
+    if claims is None or denylist_contains(claims["jti"]):
+        return {"active": False}
+    return _active_answer(claims)
 
 
 def _introspection_counters(caller_id: str, *, found: bool) -> list[tuple[str, str, int]]:

@@ -319,10 +319,14 @@ class TestDestinationsPage:
             "target": "https://hooks.example.com/x",
             "min_severity": "high",
         }
-        response = admin_client.post(reverse("alerts:destinations"), data)
-        assert response.status_code == 200 and response["Cache-Control"] == "no-store"
+        response = admin_client.post(reverse("alerts:destinations"), data, follow=True)
+        assert response.redirect_chain[0][1] == 302  # POST-redirect-GET
+        assert response["Cache-Control"] == "no-store"
         destination = AlertDestination.objects.get()
         assert secret_decrypt(destination.secret_encrypted) in response.content.decode()
+        again = admin_client.get(response.redirect_chain[0][0]).content.decode()
+        assert secret_decrypt(destination.secret_encrypted) not in again
+        assert "already shown" in again
         assert AdminAction.objects.get(action="alert_destination.create").actor == admin_user
         detail = admin_client.get(reverse("alerts:destination_detail", args=[destination.pk]))
         assert secret_decrypt(destination.secret_encrypted) not in detail.content.decode()

@@ -170,8 +170,12 @@ class TestResponses:
 
     def test_rotate_secret_shows_the_new_one_once(self, attacked, operator_client):
         client, alert = attacked
-        response = operator_client.post(url("respond_rotate", alert), {"grace_choice": "0"})
-        assert response.status_code == 200 and response["Cache-Control"] == "no-store"
+        refused = operator_client.post(url("respond_rotate", alert), {"grace_choice": "0"})
+        assert refused.status_code == 302 and client.secrets.count() == 1  # not confirmed
+        data = {"grace_choice": "0", "confirm_immediate": "on"}
+        response = operator_client.post(url("respond_rotate", alert), data, follow=True)
+        assert response.redirect_chain[0][1] == 302  # POST-redirect-GET
+        assert response["Cache-Control"] == "no-store"
         assert "kwsec_" in response.content.decode()
         assert client.secrets.count() == 2
         assert AdminAction.objects.filter(action="secret.rotate").exists()

@@ -76,8 +76,8 @@ class TestTheList:
 
 class TestCreate:
     def test_it_shows_the_token_once_and_stores_only_its_keyed_hash(self, admin_client):
-        response = admin_client.post(NEW, FORM)
-        assert response.status_code == 200
+        response = admin_client.post(NEW, FORM, follow=True)
+        assert response.redirect_chain[0][1] == 302  # POST-redirect-GET
         assert response["Cache-Control"] == "no-store"
         page = response.content.decode()
         (plain,) = set(TOKEN_RE.findall(page))
@@ -91,12 +91,14 @@ class TestCreate:
         assert plain.startswith(f"kwing_{token.lookup}_")
         assert timedelta(days=89) < token.expires_at - timezone.now() <= timedelta(days=90)
         assert "curl" in page and "/analytics/api/ingest?format=keycloak" in page
-        # Never again: the list shows only the hint.
+        # Never again: the list shows only the hint, and a reload says it was shown.
         assert plain not in admin_client.get(LIST).content.decode()
+        again = admin_client.get(response.redirect_chain[0][0]).content.decode()
+        assert plain not in again and "was already shown" in again
         assert ingestion_token_authenticate(plain) == token
 
     def test_it_records_the_creation_on_the_audit_trail_without_the_token(self, admin_client):
-        response = admin_client.post(NEW, {**FORM, "expires_in_days": ""})
+        response = admin_client.post(NEW, {**FORM, "expires_in_days": ""}, follow=True)
         (plain,) = set(TOKEN_RE.findall(response.content.decode()))
         token = IngestionToken.objects.get()
         action = AdminAction.objects.get(action="ingestion_token.create")

@@ -20,11 +20,14 @@ EDIT = {"name": "Renamed", "environment": "staging", "access_token_lifetime": 60
 MATRIX = [
     ("list", [], "get", None, (302, 200, 200, 200)),
     ("register", [], "get", None, (302, 403, 200, 200)),
-    ("register", [], "post", REGISTER, (302, 403, 200, 200)),
+    ("register", [], "post", REGISTER, (302, 403, 302, 302)),
     ("detail", [CLIENT_ID], "get", None, (302, 200, 200, 200)),
+    ("secret", [CLIENT_ID], "get", None, (302, 403, 200, 200)),
     ("edit", [CLIENT_ID], "get", None, (302, 403, 200, 200)),
     ("edit", [CLIENT_ID], "post", EDIT, (302, 403, 302, 302)),
     ("set_status", [CLIENT_ID], "post", {"status": "disabled"}, (302, 403, 302, 302)),
+    ("disable", [CLIENT_ID], "get", None, (302, 403, 200, 200)),
+    ("disable", [CLIENT_ID], "post", {}, (302, 403, 302, 302)),
     ("delete", [CLIENT_ID], "get", None, (302, 403, 403, 200)),
     ("delete", [CLIENT_ID], "post", {"confirm_name": "Billing"}, (302, 403, 403, 302)),
     ("scope_add", [CLIENT_ID], "post", {"scope": "spare:read"}, (302, 403, 302, 302)),
@@ -35,6 +38,7 @@ MATRIX = [
     ("scope_create", [], "post", {"name": "fresh:read"}, (302, 403, 403, 302)),
     ("scope_edit", ["orders:read"], "get", None, (302, 403, 403, 200)),
     ("scope_edit", ["orders:read"], "post", {"description": "d"}, (302, 403, 403, 302)),
+    ("scope_delete", ["spare:read"], "get", None, (302, 403, 403, 200)),
     ("scope_delete", ["spare:read"], "post", {}, (302, 403, 403, 302)),
 ]
 
@@ -42,7 +46,6 @@ POST_ONLY = [
     ("set_status", [CLIENT_ID]),
     ("scope_add", [CLIENT_ID]),
     ("scope_remove", [CLIENT_ID, "orders:read"]),
-    ("scope_delete", ["spare:read"]),
 ]
 
 CASES = [

@@ -25,7 +25,7 @@ def registered(operator_client, make_scope):
         "access_token_lifetime": "3600",
         "scopes": ["orders:read"],
     }
-    response = operator_client.post(reverse("clients:register"), data)
+    response = operator_client.post(reverse("clients:register"), data, follow=True)
     secret = re.search(r'<code id="client-secret">([^<]+)</code>', response.text).group(1)
     return Client.objects.get(name="Billing"), secret, response
 
@@ -74,12 +74,15 @@ class TestSecretInDatabase:
 
 
 class TestSecretInPages:
-    def test_it_is_only_on_the_one_time_response(self, registered):
-        _client, secret, response = registered
+    def test_it_is_only_on_the_one_time_response(self, registered, operator_client):
+        client, secret, response = registered
         assert secret in response.text
         assert response["Cache-Control"] == "no-store"
-        for cookie in response.cookies.values():
+        for cookie in operator_client.cookies.values():
             assert_absent(secret, cookie.value, f"cookie {cookie.key}")
+        again = operator_client.get(reverse("clients:secret", args=[client.client_id]))
+        assert_absent(secret, again.text, "the secret page, reloaded")
+        assert "The secret was already shown" in again.text
 
     def test_it_is_on_no_later_page(self, registered, operator_client, admin_client):
         client, secret, _response = registered

@@ -76,8 +76,14 @@ class TestClientEdit:
 
 
 class TestClientSetStatus:
-    def test_it_disables_and_enables(self, operator_client, billing):
+    def test_it_sends_a_disable_to_its_confirmation_page(self, operator_client, billing):
         response = operator_client.post(url("set_status", billing), {"status": "disabled"})
+        assert response.status_code == 302 and response["Location"] == url("disable", billing)
+        billing.refresh_from_db()
+        assert billing.status == "active"
+
+    def test_it_disables_once_confirmed_and_enables(self, operator_client, billing):
+        response = operator_client.post(url("disable", billing), {"confirm_name": "Billing"})
         assert response.status_code == 302 and response["Location"] == url("detail", billing)
         billing.refresh_from_db()
         assert billing.status == "disabled"
@@ -86,7 +92,7 @@ class TestClientSetStatus:
         assert billing.status == "active"
 
     def test_it_writes_the_audit_rows(self, operator_client, operator, billing):
-        operator_client.post(url("set_status", billing), {"status": "disabled"})
+        operator_client.post(url("disable", billing), {"confirm_name": "Billing"})
         operator_client.post(url("set_status", billing), {"status": "active"})
         actions = AdminAction.objects.filter(actor=operator).values_list("action", flat=True)
         assert list(actions) == ["client.enable", "client.disable"]
@@ -98,7 +104,7 @@ class TestClientSetStatus:
         assert billing.status == "active"
 
     def test_it_shows_the_disabled_state_and_an_enable_button(self, operator_client, billing):
-        operator_client.post(url("set_status", billing), {"status": "disabled"})
+        operator_client.post(url("disable", billing), {"confirm_name": "Billing"})
         text = operator_client.get(url("detail", billing)).text
         assert "This client is disabled" in text and 'value="active"' in text
 

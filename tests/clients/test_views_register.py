@@ -40,8 +40,8 @@ class TestRegisterForm:
 class TestRegister:
     def test_it_registers_and_shows_the_secret_once(self, operator_client, operator, make_scope):
         scope = make_scope("orders:read")
-        response = operator_client.post(URL, VALID | {"scopes": ["orders:read"]})
-        assert response.status_code == 200
+        response = operator_client.post(URL, VALID | {"scopes": ["orders:read"]}, follow=True)
+        assert response.redirect_chain[0][1] == 302  # POST-redirect-GET
         client = Client.objects.get(name="Billing")
         assert client.environment == "production" and client.access_token_lifetime == 900
         assert client.allowed_networks == ["10.0.0.0/8", "192.168.1.7/32", "2001:db8::/32"]
@@ -52,12 +52,12 @@ class TestRegister:
         assert secret.startswith(SECRET_PREFIX)
         assert secret_hash(secret) == ClientSecret.objects.get(client=client).secret_hash
         assert client.client_id in response.text
-        assert "will not be shown again" in response.text
+        assert "will not show it again" in response.text
         assert 'data-copy-target="#client-secret"' in response.text
         assert reverse("clients:detail", args=[client.client_id]) in response.text
 
     def test_it_marks_the_secret_response_uncacheable(self, operator_client):
-        response = operator_client.post(URL, VALID)
+        response = operator_client.post(URL, VALID, follow=True)
         assert response["Cache-Control"] == "no-store"
         assert 'hx-history="false"' in response.text
 

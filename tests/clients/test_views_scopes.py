@@ -152,9 +152,19 @@ class TestScopeDelete:
         assert reverse("clients:detail", args=[shop.client_id]) in response.text
         assert Scope.objects.exists() and not AdminAction.objects.filter(action="scope.delete")
 
-    def test_it_refuses_get(self, admin_client, make_scope):
+    def test_it_asks_first_even_for_an_unused_scope(self, admin_client, make_scope):
         make_scope("orders:read")
-        assert admin_client.get(url("scope_delete", "orders:read")).status_code == 405
+        response = admin_client.get(url("scope_delete", "orders:read"))
+        assert response.status_code == 200
+        assert "Delete the scope <code>orders:read</code>?" in response.text
+        assert 'class="destructive"' in response.text
+        assert Scope.objects.exists()
+
+    def test_the_scope_page_links_to_the_question_not_a_delete_form(self, admin_client, make_scope):
+        make_scope("orders:read")
+        text = admin_client.get(url("scope_detail", "orders:read")).text
+        assert f'href="{url("scope_delete", "orders:read")}"' in text
+        assert f'action="{url("scope_delete", "orders:read")}"' not in text
 
     def test_it_refuses_operators(self, operator_client, make_scope):
         make_scope("orders:read")

@@ -10,6 +10,7 @@ from django.urls import reverse
 
 from analytics.ingestion_tokens import ingestion_token_create
 from audit.services import Actor
+from reviews.models import GrantChange
 from security.models import SecretFinding
 from tests.dashboard.test_role_matrix import ALL_URLS
 
@@ -32,6 +33,9 @@ def url_args(make_client, make_scope, admin_user):
     SecretFinding.objects.create(kind=SecretFinding.Kind.CLIENT_DORMANT, client=client)
     alert, suppression, destination = _alert_objects(client)
     token, _plain = ingestion_token_create(actor=Actor.cli(), name="CSP", source="csp")
+    change = GrantChange.objects.create(
+        client_id=client.client_id, client_name=client.name, applied_by_label="cli"
+    )
     return {
         "token_id": token.pk,
         # `pk` is an alert's, except on the suppression and destination pages (by URL name).
@@ -40,6 +44,8 @@ def url_args(make_client, make_scope, admin_user):
         "pk:alerts:destination_detail": destination.pk,
         "pk:alerts:destination_rotate": destination.pk,
         "pk:alerts:destination_delete": destination.pk,
+        "pk:reviews:change": change.pk,
+        "pk:reviews:rollback": change.pk,
         "client_id": client.client_id,
         "secret_id": client.secrets.get().pk,
         "name": scope.name,

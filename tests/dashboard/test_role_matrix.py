@@ -96,7 +96,7 @@ CASES = [
     ("get", "security:rotate", [CLIENT], None, (302, 403, 200, 200)),
     ("post", "security:rotate", [CLIENT], {}, (302, 403, 400, 400)),
     ("get", "security:revoke_secret", [CLIENT, SECRET], None, (302, 403, 200, 200)),
-    ("get", "security:disable_client", [CLIENT], None, (405, 405, 405, 405)),
+    ("get", "clients:disable", [CLIENT], None, (302, 403, 200, 200)),
 ]
 PERSONAS = ("anonymous", "viewer", "operator", "admin")
 

@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from io import StringIO
 
 import pytest
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -19,6 +23,18 @@ def seed(*args) -> str:
     out = StringIO()
     call_command("seed_demo", *args, stdout=out)
     return out.getvalue()
+
+
+def client_block(output: str, client: Client) -> list[str]:
+    """The lines the summary prints for `client`: its heading, its ids, maybe its secret."""
+    lines = output.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"  {client.name} ("))
+    block = [lines[start]]
+    for line in lines[start + 1 :]:
+        if not line.startswith("    "):
+            break
+        block.append(line.strip())
+    return block
 
 
 def table_sizes() -> tuple[int, ...]:
@@ -64,15 +80,38 @@ class TestSeedDemo:
     def test_it_goes_through_the_services_so_the_trail_has_rows(self, db):
         seed()
         actions = set(AdminAction.objects.values_list("action", flat=True))
-        assert {"user.create", "scope.create", "client.register", "scope.grant"} <= actions
-        assert set(AdminAction.objects.values_list("actor_label", flat=True)) == {"cli"}
+        # Demo grants are recorded as made months ago (scope.grant_restore keeps the time),
+        # and the scope review's first scan records the findings it opened (as "system").
+        assert {"user.create", "scope.create", "client.register", "scope.grant_restore"} <= actions
+        assert set(AdminAction.objects.values_list("actor_label", flat=True)) == {"cli", "system"}
+
+    def test_it_shows_some_grants_unused_with_their_evidence(self, db):
+        from reviews.models import Finding
+
+        seed()
+        unused = Finding.objects.filter(kind="unused_grant", status="open")
+        assert ("Checkout service", "inventory:read") in {(f.client_name, f.scope) for f in unused}
+        evidence = unused.get(scope="inventory:read", client_name="Checkout service").evidence
+        assert evidence["last_requested"] is None and evidence["requested_90d"] == 0
+        used = Finding.objects.filter(kind="unused_grant", scope="orders:write")
+        assert not used.exists()
 
     def test_it_prints_each_new_secret_once(self, db):
         output = seed()
         for client in Client.objects.all():
-            line = next(line for line in output.splitlines() if client.client_id in line)
-            secret = line.split()[-1]
+            secret = client_block(output, client)[-1].split()[-1]
             assert secret_hash(secret) == client.secrets.get().secret_hash
+
+    def test_it_lists_every_demo_client_with_its_scopes_and_state(self, db):
+        seed()
+        output = seed()  # a second run lists the same clients, without secrets
+        for client in Client.objects.all():
+            head, ids = client_block(output, client)[:2]
+            assert client.environment in head
+            assert ("DISABLED" in head) is (not client.is_active())
+            assert ids.endswith("scopes: " + ", ".join(client.scope_names()))
+        warehouse = client_block(output, Client.objects.get(name="Warehouse sync"))[0]
+        assert "DISABLED: the token service refuses it" in warehouse
 
     def test_it_is_idempotent_and_prints_no_secret_again(self, db):
         seed()
@@ -104,3 +143,23 @@ class TestSeedDemoOutsideDebug:
         settings.DEBUG = False
         seed("--force")
         assert User.objects.filter(username="admin").exists()
+
+
+class TestSeedDemoAsBinDevRunsIt:
+    def test_it_prints_the_list_on_the_embedded_setup(self, tmp_path):
+        # bin/dev: SQLite in var/, no Redis, DEBUG on; migrate, then seed_demo.
+        env = {
+            **os.environ,
+            "DEBUG": "1",
+            "KEYWARD_VAR_DIR": str(tmp_path),
+            "DATABASE_URL": "",
+            "REDIS_URL": "",
+        }
+        manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
+        subprocess.run([*manage, "migrate", "--noinput", "-v0"], env=env, check=True, timeout=300)
+        seeded = subprocess.run(
+            [*manage, "seed_demo"], env=env, check=True, timeout=120, capture_output=True, text=True
+        )
+        assert "Warehouse sync (staging, DISABLED: the token service refuses it)" in seeded.stdout
+        assert "scopes: demo:read, orders:read" in seeded.stdout
+        assert "/api/protected-resource/online" in seeded.stdout

@@ -103,8 +103,9 @@ class TestEnrolment:
     ):
         viewer_client.get(SETUP_URL)
         device = SealedTOTPDevice.objects.get(user=viewer)
-        response = viewer_client.post(CONFIRM_URL, {"code": code_now(device)})
+        response = viewer_client.post(CONFIRM_URL, {"code": code_now(device)}, follow=True)
         html = response.content.decode()
+        assert response.redirect_chain == [(CODES_URL, 302)]  # POST-redirect-GET
         assert response.status_code == 200 and "only once" in html
         assert "no-store" in response["Cache-Control"]
         device.refresh_from_db()
@@ -120,6 +121,8 @@ class TestEnrolment:
             "Recovery codes left: <strong>10</strong>"
             in viewer_client.get(SETUP_URL).content.decode()
         )
+        again = viewer_client.get(CODES_URL).content.decode()
+        assert "already shown" in again and not set(shown) & set(re.findall(r"\S+", again))
 
     def test_it_keeps_the_totp_key_sealed_at_rest(self, viewer):
         device, _codes = enrol(viewer)
@@ -128,7 +131,7 @@ class TestEnrolment:
 
     def test_the_new_codes_replace_the_old_ones(self, viewer, viewer_client, clock):
         _device, old = enrol(viewer)
-        response = viewer_client.post(CODES_URL)
+        response = viewer_client.post(CODES_URL, follow=True)
         assert (
             response.status_code == 200
             and "Your earlier codes no longer work" in response.content.decode()
@@ -199,7 +202,8 @@ class TestRequire2FA:
         page = browser.get(SETUP_URL).content.decode()
         assert "Your role needs two-factor sign-in" in page
         device = SealedTOTPDevice.objects.get(user=admin_user)
-        assert browser.post(CONFIRM_URL, {"code": code_now(device)}).status_code == 200
+        response = browser.post(CONFIRM_URL, {"code": code_now(device)}, follow=True)
+        assert response.status_code == 200 and "only once" in response.content.decode()
         assert browser.get(reverse("dashboard:users")).status_code == 200
 
     def test_it_does_not_ask_other_roles(self, operator, settings):

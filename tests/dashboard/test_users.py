@@ -58,12 +58,20 @@ class TestUserCreate:
         return data | overrides
 
     def test_it_creates_a_user_with_exactly_one_role(self, admin_client):
-        response = admin_client.post(CREATE_URL, self.form())
-        assert response.status_code == 200
+        response = admin_client.post(CREATE_URL, self.form(), follow=True)
+        assert response.redirect_chain == [(LIST_URL, 302)]
         user = User.objects.get(username="nina")
         assert role_names(user) == ["operator"]
         assert user.check_password(NEW_PASSWORD) and user.is_active
         assert NEW_PASSWORD not in response.content.decode()
+
+    def test_it_creates_a_user_with_the_longest_username_allowed(self, admin_client):
+        # The audit row names the user in target_id, which once held fewer characters.
+        username = "u" * 150
+        response = admin_client.post(CREATE_URL, self.form(username=username))
+        assert response.status_code == 302
+        assert User.objects.filter(username=username).exists()
+        assert AdminAction.objects.filter(target_id=username).exists()
 
     def test_it_records_the_audit_row_without_the_password(self, admin_client, admin_user):
         admin_client.post(CREATE_URL, self.form())
@@ -74,17 +82,22 @@ class TestUserCreate:
             "email": "nina@example.com",
             "role": "operator",
             "active": True,
+            "must_change_password": False,
         }
         assert NEW_PASSWORD not in json.dumps([row.before, row.after])
 
     def test_it_generates_a_password_shown_once(self, admin_client):
-        response = admin_client.post(CREATE_URL, self.form(password1="", password2=""))
+        response = admin_client.post(CREATE_URL, self.form(password1="", password2=""), follow=True)
+        assert response.redirect_chain == [(reverse("dashboard:user_password", args=["nina"]), 302)]
         password = response.context["password"]
         assert len(password) >= 20 and password in response.content.decode()
         assert User.objects.get(username="nina").check_password(password)
         assert password not in json.dumps(user_actions("user.create")[0].after)
         assert password not in admin_client.get(LIST_URL).content.decode()
-        assert "no-cache" in response["Cache-Control"]
+        assert "no-store" in response["Cache-Control"]
+        again = admin_client.get(reverse("dashboard:user_password", args=["nina"]))
+        assert password not in again.content.decode()
+        assert "The password was already shown" in again.content.decode()
 
     def test_it_applies_the_password_validators(self, admin_client):
         response = admin_client.post(CREATE_URL, self.form(password1="123", password2="123"))

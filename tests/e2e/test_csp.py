@@ -77,6 +77,25 @@ class TestContentSecurityPolicyInTheBrowser:
         username, dormant = console
         log_in(watched_page, live_server.url, username)
         watched_page.goto(live_server.url + "/security/")
+        watched_page.get_by_role("button", name="Disable client").click()
+        expect(
+            watched_page.get_by_role("heading", name="Disable Dormant batch job?")
+        ).to_be_visible()
+        dormant.refresh_from_db()
+        assert dormant.is_active()
+        watched_page.get_by_role("button", name="Disable this client").click()
+        expect(watched_page.get_by_text("Dormant batch job is disabled")).to_be_visible()
+        assert watched_page.url.endswith("/security/")
+        dormant.refresh_from_db()
+        assert not dormant.is_active()
+        assert watched_page.violations() == []
+
+    def test_a_data_confirm_form_asks_first(self, live_server, watched_page, console):
+        # The users page's "Reset password…" asks through keyward.js (no inline handler).
+        username, _dormant = console
+        make_user("vera-viewer", "viewer")
+        log_in(watched_page, live_server.url, username)
+        watched_page.goto(live_server.url + "/users/")
         questions: list[str] = []
 
         def answer(dialog):
@@ -84,15 +103,14 @@ class TestContentSecurityPolicyInTheBrowser:
             dialog.dismiss() if len(questions) == 1 else dialog.accept()
 
         watched_page.on("dialog", answer)
-        button = watched_page.get_by_role("button", name="Disable client")
-        button.click()
-        assert questions == ["Disable Dormant batch job? The token service will refuse it at once."]
-        dormant.refresh_from_db()
-        assert dormant.is_active()
-        button.click()
-        expect(watched_page.get_by_text("Dormant batch job is disabled")).to_be_visible()
-        dormant.refresh_from_db()
-        assert not dormant.is_active()
+        row = watched_page.locator("tr", has_text="vera-viewer")
+        row.get_by_role("button", name="Reset password").click()
+        assert questions and questions[0].startswith("Reset the password of vera-viewer?")
+        expect(watched_page).to_have_url(live_server.url + "/users/")
+        row.get_by_role("button", name="Reset password").click()
+        expect(
+            watched_page.get_by_role("heading", name="New password for vera-viewer")
+        ).to_be_visible()
         assert watched_page.violations() == []
 
     def test_it_notices_a_violation(self, live_server, watched_page, console):

@@ -56,7 +56,7 @@ class TestRegisterClient:
         page.get_by_role("button", name="Register client").click()
 
         # The one-time secret page.
-        expect(page.get_by_text("will not be shown again")).to_be_visible()
+        expect(page.get_by_text("will not show it again")).to_be_visible()
         secret = page.locator("#client-secret").inner_text().strip()
         client = Client.objects.get(name="Billing service")
         assert secret.startswith("kwsec_")
@@ -71,7 +71,7 @@ class TestRegisterClient:
         assert secret not in page.content()
         page.evaluate("window.__notReloaded = true")
         page.get_by_label("Add scope").select_option("orders:write")
-        page.get_by_label("Reason (optional)").fill("ticket OPS-7")
+        page.get_by_label("Reason").fill("ticket OPS-7")
         page.get_by_role("button", name="Grant").click()
         scopes = page.locator("#client-scopes")
         expect(scopes.get_by_role("link", name="orders:write")).to_be_visible()

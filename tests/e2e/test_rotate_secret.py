@@ -85,7 +85,7 @@ class TestRotateSecret:
         dialog.get_by_role("button", name="Rotate now").click()
 
         # The one-time secret page.
-        expect(page.get_by_text("will not be shown again")).to_be_visible()
+        expect(page.get_by_text("will not show it again")).to_be_visible()
         new_plain = page.locator("#client-secret").inner_text().strip()
         new = client.secrets.exclude(pk=old.pk).get()
         assert new_plain.startswith("kwsec_") and new_plain != old_plain

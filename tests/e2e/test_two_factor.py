@@ -66,7 +66,7 @@ class TestTwoFactorInTheBrowser:
         assert len(codes) == 10
         shoot(page, "two-factor-codes")
 
-        page.get_by_role("button", name="Log out ada-admin").click()
+        page.get_by_role("button", name="Log out", exact=True).click()
         password_step(page, live_server.url, "ada-admin")
         expect(page.get_by_role("heading", name="Enter your code")).to_be_visible()
         page.goto(f"{live_server.url}/users/")

@@ -28,7 +28,7 @@ def revoke_url(client: Client, secret: ClientSecret) -> str:
 
 
 def disable_url(client: Client) -> str:
-    return reverse("security:disable_client", args=[client.client_id])
+    return reverse("clients:disable", args=[client.client_id])
 
 
 class TestUrls:
@@ -77,9 +77,13 @@ class TestRoles:
 
 
 class TestMethods:
-    def test_disable_refuses_get(self, operator_client, prod_client):
+    def test_disable_asks_first_on_get(self, operator_client, prod_client):
         client, _ = prod_client
-        assert operator_client.get(disable_url(client)).status_code == 405
+        response = operator_client.get(disable_url(client))
+        assert response.status_code == 200
+        assert f"type <strong>{client.name}</strong>" in response.text
+        client.refresh_from_db()
+        assert client.is_active()
 
     def test_health_refuses_post(self, operator_client, db):
         assert operator_client.post(HEALTH).status_code == 405
@@ -184,12 +188,13 @@ class TestRotatePage:
         self, operator_client, operator, prod_client, clock
     ):
         client, old_plain = prod_client
-        response = operator_client.post(rotate_url(client), {"grace_choice": "7d"})
-        assert response.status_code == 200
+        response = operator_client.post(rotate_url(client), {"grace_choice": "7d"}, follow=True)
+        secret_page = reverse("clients:secret", args=[client.client_id])
+        assert response.redirect_chain == [(secret_page, 302)]
         assert response["Cache-Control"] == "no-store"
         plain = response.context["plain"]
         body = response.content.decode()
-        assert plain in body and "will not be shown again" in body and "data-copy-target" in body
+        assert plain in body and "will not show it again" in body and "data-copy-target" in body
         new = ClientSecret.objects.get(secret_hash=secret_hash(plain))
         old = ClientSecret.objects.get(secret_hash=secret_hash(old_plain))
         assert old.expires_at == T0 + days(7) and new.created_by == operator
@@ -202,12 +207,12 @@ class TestRotatePage:
         [
             ({"grace_choice": "custom", "custom_hours": "36"}, days(1.5)),
             ({"grace_choice": "custom", "custom_until": "2026-03-12T09:00"}, days(10)),
-            ({"grace_choice": "0"}, days(0)),
+            ({"grace_choice": "0", "confirm_immediate": "on"}, days(0)),
         ],
     )
     def test_custom_and_immediate_grace(self, operator_client, prod_client, clock, data, expected):
         client, old_plain = prod_client
-        assert operator_client.post(rotate_url(client), data).status_code == 200
+        assert operator_client.post(rotate_url(client), data).status_code == 302
         old = ClientSecret.objects.get(secret_hash=secret_hash(old_plain))
         assert old.expires_at == T0 + expected
 
@@ -274,9 +279,17 @@ class TestRevokePage:
 
 
 class TestDisable:
+    def test_a_production_client_needs_its_name_typed(self, operator_client, prod_client):
+        client, _ = prod_client
+        response = operator_client.post(disable_url(client), {"confirm_name": "billing"})
+        assert response.status_code == 400 and "Type it exactly to confirm" in response.text
+        client.refresh_from_db()
+        assert client.is_active()
+
     def test_post_disables_and_audits(self, operator_client, operator, prod_client):
         client, _ = prod_client
-        response = operator_client.post(disable_url(client))
+        data = {"confirm_name": client.name, "next": HEALTH}
+        response = operator_client.post(disable_url(client), data)
         assert response.status_code == 302 and response["Location"] == HEALTH
         client.refresh_from_db()
         assert not client.is_active()

@@ -7,14 +7,22 @@ left alone, so it is safe to run at every start.
 
 from __future__ import annotations
 
+import random
+import uuid
+from datetime import timedelta
+
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
 
+from analytics.store import token_events_write
+from audit.events import TokenEventRecord
 from audit.services import Actor
 from clients import services as client_services
 from clients.models import Client, Scope
 from dashboard import services
+from reviews.scan import findings_scan
 
 DEMO_PASSWORD = "keyward-demo"  # noqa: S105 - a documented local demo login
 DEMO_USERS = (
@@ -32,6 +40,16 @@ DEMO_SCOPES = (
     ("reports:export", "Export sales reports", "finance", False),
     ("demo:read", "Read the demo resource at /api/protected-resource", "platform", False),
 )
+# The scope review needs history: demo grants are recorded as made this long ago, and the
+# clients use only some of their scopes (DEMO_USAGE), so the others show as unused.
+DEMO_GRANT_AGE = timedelta(days=120)
+DEMO_USAGE = {
+    # client name: (scopes it actually requests, token service that recorded it)
+    "Checkout service": (("orders:read", "orders:write"), "keyward"),
+    "Refund worker": (("orders:read", "payments:refund"), "keycloak"),
+    "Finance reports": (("reports:export",), "keyward"),
+    "Local dev app": (("demo:read",), "keyward"),
+}
 DEMO_CLIENTS = (
     # name, environment, owner, scopes, description
     (
@@ -91,6 +109,7 @@ class Command(BaseCommand):
         self._users(actor)
         self._scopes(actor)
         secrets = self._clients(actor)
+        self._usage([client for client, _ in secrets])
         self._summary(secrets)
 
     def _users(self, actor: Actor) -> None:
@@ -134,8 +153,16 @@ class Command(BaseCommand):
                 environment=environment,
                 owner_email=owner,
                 description=description,
-                scopes=list(Scope.objects.filter(name__in=scope_names)),
             )
+            for scope in Scope.objects.filter(name__in=scope_names):
+                client_services.scope_grant_restore(
+                    actor=actor,
+                    client=client,
+                    scope=scope,
+                    reason="initial scope",
+                    granted_at=timezone.now() - DEMO_GRANT_AGE,
+                    granted_by_id=None,
+                )
             created.append((client, secret))
             self.stdout.write(f"  client {name}: registered ({environment})")
         if created:
@@ -146,25 +173,37 @@ class Command(BaseCommand):
                 self.stdout.write("  client Warehouse sync: disabled")
         return created
 
+    def _usage(self, clients: list[Client]) -> None:
+        """Token requests over the last three weeks for the scopes each demo client uses,
+        written through the event store (which keeps the scope-usage rollup), then one
+        findings scan so the review pages have something to show."""
+        rng = random.Random(7)  # the same demo every time
+        now = timezone.now()
+        records = []
+        for client in clients:
+            scopes, source = DEMO_USAGE.get(client.name, ((), ""))
+            for _ in range(40 if scopes else 0):
+                used = " ".join(s for s in scopes if rng.random() < 0.7) or scopes[0]
+                at = now - timedelta(days=rng.uniform(0, 21))
+                records.append(_demo_event(client, used, source, at))
+        if records:
+            token_events_write(records)
+            self.stdout.write(f"  {len(records)} demo token requests recorded")
+        counts = findings_scan()
+        self.stdout.write(f"  scope review: {counts['opened']} findings opened")
+
     def _summary(self, secrets: list[tuple[Client, str]]) -> None:
+        """Every demo client: environment, whether the token service takes it, its scopes,
+        and its secret if this run created it (a secret is shown once, then stored hashed)."""
+        new_secrets = {client.pk: secret for client, secret in secrets}
+        names = [name for name, *_ in DEMO_CLIENTS]
+        clients = Client.objects.filter(name__in=names).prefetch_related("grants__scope")
+        self.stdout.write("")
+        self.stdout.write("Demo clients (secrets are shown only by the run that creates them):")
+        for client in sorted(clients, key=lambda c: names.index(c.name)):
+            self._client_lines(client, new_secrets.get(client.pk))
         if secrets:
-            self.stdout.write("")
-            self.stdout.write("Demo client secrets (shown only now; they are stored hashed):")
-            for client, secret in secrets:
-                self.stdout.write(f"  {client.name:<18} {client.client_id}  {secret}")
-            client, secret = next(
-                ((c, s) for c, s in secrets if c.name == "Local dev app"), secrets[0]
-            )
-            issuer = settings.KEYWARD_ISSUER
-            self.stdout.write("Try the token service (docs/token-service.md):")
-            self.stdout.write(
-                f"  TOKEN=$(curl -s -u '{client.client_id}:{secret}' "
-                f"-d grant_type=client_credentials {issuer}/token-srv/token "
-                "| python3 -c 'import sys, json; print(json.load(sys.stdin)[\"access_token\"])')"
-            )
-            self.stdout.write(
-                f'  curl -H "Authorization: Bearer $TOKEN" {issuer}/api/protected-resource'
-            )
+            self._try_it(secrets)
         self.stdout.write("")
         self.stdout.write(
             self.style.SUCCESS(
@@ -172,3 +211,54 @@ class Command(BaseCommand):
                 "(also operator, viewer)"
             )
         )
+
+    def _client_lines(self, client: Client, secret: str | None) -> None:
+        if client.is_active():
+            state = "active"
+        else:
+            state = self.style.WARNING("DISABLED: the token service refuses it")
+        scopes = ", ".join(client.scope_names()) or "none"
+        self.stdout.write(f"  {client.name} ({client.environment}, {state})")
+        self.stdout.write(f"    client_id {client.client_id}   scopes: {scopes}")
+        if secret:
+            self.stdout.write(f"    secret    {secret}")
+
+    def _try_it(self, secrets: list[tuple[Client, str]]) -> None:
+        client, secret = next(((c, s) for c, s in secrets if c.name == "Local dev app"), secrets[0])
+        issuer = settings.KEYWARD_ISSUER
+        self.stdout.write("")
+        self.stdout.write(f"Try the token service with {client.name} (docs/token-service.md):")
+        self.stdout.write(
+            f"  TOKEN=$(curl -s -u '{client.client_id}:{secret}' "
+            f"-d grant_type=client_credentials {issuer}/token-srv/token "
+            "| python3 -c 'import sys, json; print(json.load(sys.stdin)[\"access_token\"])')"
+        )
+        self.stdout.write("  # offline (JWT + JWKS): a revoked token still passes until it expires")
+        self.stdout.write(
+            f'  curl -H "Authorization: Bearer $TOKEN" {issuer}/api/protected-resource'
+        )
+        self.stdout.write("  # revoke the token, then call both again")
+        self.stdout.write(
+            f"  curl -u '{client.client_id}:{secret}' -d token=$TOKEN {issuer}/token-srv/revoke"
+        )
+        self.stdout.write("  # online (introspection): a revoked token is refused at once")
+        self.stdout.write(
+            f'  curl -H "Authorization: Bearer $TOKEN" {issuer}/api/protected-resource/online'
+        )
+
+
+def _demo_event(client: Client, scopes: str, source: str, at) -> TokenEventRecord:
+    return TokenEventRecord(
+        id=uuid.uuid4().hex,
+        occurred_at=at.timestamp(),
+        endpoint="token",
+        client_id=client.client_id,
+        client_known=True,
+        outcome="success",
+        reason="ok",
+        source_ip="192.0.2.10",
+        status_code=200,
+        scopes_requested=scopes,
+        scopes_granted=scopes,
+        source=source,
+    )
