@@ -18,7 +18,8 @@ Per seed, on a scratch database (it TRUNCATEs the event, rollup and alert tables
    and the time from the store's commit to the alert (the evaluation's cost; the drain
    interval, 2 s by default, comes on top in production). Alerts raised then on anything
    but the attack's subject count as false too.
-Prints a table per detection over the seeds.
+Prints a table per detection over the seeds; bench/README.md has the figures and what they
+do not show.
 """
 
 from __future__ import annotations
@@ -222,7 +223,9 @@ def attacks(pop: Population, rng: random.Random, now: datetime) -> dict:
             caching,
             [
                 record(caching, ago(rng.uniform(0, 1800)), rng.choice(pop.replicas[caching]))
-                for _ in range(max(60, round(30 * len(pop.replicas[caching]))))
+                for _ in range(
+                    max(60, round(15 * max(len(pop.replicas[caching]), pop.hourly(caching, now))))
+                )
             ],
         ),
         "dormant-waking": (
