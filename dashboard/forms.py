@@ -77,3 +77,9 @@ class UserActiveForm(forms.Form):
     active = forms.TypedChoiceField(
         choices=[("1", "active"), ("0", "inactive")], coerce=lambda value: value == "1"
     )
+
+
+class TwoFactorCodeForm(forms.Form):
+    """Six digits from the authenticator app, or (when signing in) a recovery code."""
+
+    code = forms.CharField(max_length=32, strip=True)

@@ -27,4 +27,17 @@ urlpatterns = [
     path("users/new/", views.user_create, name="user_create"),
     path("users/<username:username>/role/", views.user_set_role, name="user_set_role"),
     path("users/<username:username>/active/", views.user_set_active, name="user_set_active"),
+    path(
+        "users/<username:username>/two-factor/reset/",
+        views.user_two_factor_reset,
+        name="user_two_factor_reset",
+    ),
+    path("account/two-factor/", views.two_factor_page, name="two_factor"),
+    path("account/two-factor/confirm/", views.two_factor_confirm, name="two_factor_confirm"),
+    path(
+        "account/two-factor/recovery-codes/",
+        views.two_factor_recovery_codes,
+        name="two_factor_recovery_codes",
+    ),
+    path("login/verify/", views.two_factor_verify, name="two_factor_verify"),
 ]

@@ -1,13 +1,18 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import logout, user_login_failed
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
-from django.db.models import Count
+from django.db.models import Count, Exists, OuterRef
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_otp import login as otp_login
 
 from audit.models import AdminAction
 from audit.services import Actor
@@ -16,8 +21,9 @@ from clients.models import Client, ClientSecret, Scope, ScopeGrant
 from security.models import SecretFinding
 from security.selectors import open_finding_counts
 
-from . import services
-from .forms import ROLE_CHOICES, UserActiveForm, UserCreateForm, UserRoleForm
+from . import services, two_factor
+from .forms import ROLE_CHOICES, TwoFactorCodeForm, UserActiveForm, UserCreateForm, UserRoleForm
+from .models import SealedTOTPDevice
 
 
 def _clients_per_environment() -> list[dict]:
@@ -62,6 +68,11 @@ def _user_or_404(username: str) -> User:
     return get_object_or_404(User.objects.prefetch_related("groups"), username=username)
 
 
+def _with_two_factor(users):
+    enrolled = SealedTOTPDevice.objects.filter(user=OuterRef("pk"), confirmed=True)
+    return users.annotate(two_factor=Exists(enrolled))
+
+
 def _annotate_role(user: User) -> User:
     # Reads the prefetched groups, so the list costs two queries whatever its length.
     roles = [ROLE_BY_GROUP[g.name] for g in user.groups.all() if g.name in ROLE_BY_GROUP]
@@ -70,7 +81,7 @@ def _annotate_role(user: User) -> User:
 
 
 def _users_page(request: HttpRequest, form: UserCreateForm, status: int = 200) -> HttpResponse:
-    users = User.objects.order_by("username").prefetch_related("groups")
+    users = _with_two_factor(User.objects.order_by("username").prefetch_related("groups"))
     users = [_annotate_role(user) for user in users]
     context = {"users": users, "form": form, "role_choices": ROLE_CHOICES}
     return render(request, "dashboard/users.html", context, status=status)
@@ -115,6 +126,7 @@ def user_create(request: HttpRequest) -> HttpResponse:
 def _row_response(request: HttpRequest, user: User, error: str | None) -> HttpResponse:
     """htmx gets the user's row back (with the error inline); a plain form post a redirect."""
     if request.htmx:
+        user = _with_two_factor(User.objects.prefetch_related("groups")).get(pk=user.pk)
         context = {
             "account": _annotate_role(user),
             "row_error": error,
@@ -160,3 +172,138 @@ def user_set_active(request: HttpRequest, username: str) -> HttpResponse:
         state = "reactivated" if active else "deactivated"
         messages.success(request, f"{user.username} {state}.")
     return _row_response(request, user, None)
+
+
+@require_POST
+@role_required(Role.ADMIN)
+def user_two_factor_reset(request: HttpRequest, username: str) -> HttpResponse:
+    user = _user_or_404(username)
+    try:
+        two_factor.two_factor_reset(actor=Actor.from_request(request), user=user)
+    except two_factor.TwoFactorRefused as refused:
+        return _row_response(request, user, str(refused))
+    if not request.htmx:
+        messages.success(request, f"Two-factor sign-in of {user.username} reset.")
+    return _row_response(request, user, None)
+
+
+# --- Two-factor sign-in (the user's own) ---------------------------------------------------
+
+TWO_FACTOR_FAILURES = "keyward_2fa_failures"
+
+
+def _next_url(request: HttpRequest) -> str:
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if url_has_allowed_host_and_scheme(target, {request.get_host()}, request.is_secure()):
+        return target
+    return reverse("dashboard:overview")
+
+
+def _two_factor_page(request: HttpRequest, form: TwoFactorCodeForm, status: int = 200):
+    user = request.user
+    context = {
+        "form": form,
+        "next": _next_url(request),
+        "required": request.session.get(two_factor.PENDING_SESSION_KEY) == two_factor.ENROL,
+        "authenticator": two_factor.authenticator_for(user),
+        "codes_left": two_factor.recovery_codes_left(user),
+    }
+    if context["authenticator"] is None:
+        device = two_factor.two_factor_enrolment_start(user=user)
+        context["qr_data_uri"] = two_factor.enrolment_qr_data_uri(device)
+        context["key_text"] = two_factor.enrolment_key_text(device)
+    response = render(request, "dashboard/two_factor.html", context, status=status)
+    response["Cache-Control"] = "no-store"  # the enrolment key is a secret
+    return response
+
+
+def _recovery_codes_page(request: HttpRequest, codes: list[str], enrolled: bool) -> HttpResponse:
+    # Rendered, not redirected: the codes are shown once and never stored in plain text.
+    context = {"codes": codes, "enrolled": enrolled, "next": _next_url(request)}
+    response = render(request, "dashboard/two_factor_codes.html", context)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@require_GET
+@role_required(Role.VIEWER)
+def two_factor_page(request: HttpRequest) -> HttpResponse:
+    """Enrol an authenticator (QR code or key, then a code), or see and renew recovery codes."""
+    return _two_factor_page(request, TwoFactorCodeForm())
+
+
+@require_POST
+@role_required(Role.VIEWER)
+def two_factor_confirm(request: HttpRequest) -> HttpResponse:
+    form = TwoFactorCodeForm(request.POST)
+    device = SealedTOTPDevice.objects.filter(user=request.user, confirmed=False).first()
+    if device is None or two_factor.authenticator_for(request.user) is not None:
+        return redirect("dashboard:two_factor")
+    codes = None
+    if form.is_valid():
+        codes = two_factor.two_factor_enrol(
+            actor=Actor.from_request(request), device=device, code=form.cleaned_data["code"]
+        )
+    if codes is None:
+        form.add_error(
+            "code", "That code does not match. Check the clock on your phone and try the next code."
+        )
+        return _two_factor_page(request, form, status=400)
+    otp_login(request, device)
+    request.session.pop(two_factor.PENDING_SESSION_KEY, None)
+    return _recovery_codes_page(request, codes, enrolled=True)
+
+
+@require_POST
+@role_required(Role.VIEWER)
+def two_factor_recovery_codes(request: HttpRequest) -> HttpResponse:
+    try:
+        codes = two_factor.two_factor_recovery_codes_regenerate(
+            actor=Actor.from_request(request), user=request.user
+        )
+    except two_factor.TwoFactorRefused as refused:
+        messages.error(request, str(refused))
+        return redirect("dashboard:two_factor")
+    return _recovery_codes_page(request, codes, enrolled=False)
+
+
+@require_http_methods(["GET", "POST"])
+@role_required(Role.VIEWER)
+def two_factor_verify(request: HttpRequest) -> HttpResponse:
+    """The login's second step: a code from the app or a recovery code.
+
+    Each wrong code is audited, counts as a failed login for axes (so the password step's
+    limits see it) and is delayed by django-otp's throttle; after KEYWARD_2FA_MAX_FAILURES
+    in one login the session ends and the password must be given again.
+    """
+    if request.session.get(two_factor.PENDING_SESSION_KEY) != two_factor.VERIFY:
+        return redirect(_next_url(request))
+    form = TwoFactorCodeForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = request.user
+        device = two_factor.two_factor_verify(
+            actor=Actor.from_request(request), user=user, code=form.cleaned_data["code"]
+        )
+        if device is not None:
+            otp_login(request, device)
+            request.session.pop(two_factor.PENDING_SESSION_KEY, None)
+            request.session.pop(TWO_FACTOR_FAILURES, None)
+            return redirect(_next_url(request))
+        return _two_factor_failed(request, user, form)
+    return render(
+        request, "dashboard/two_factor_verify.html", {"form": form, "next": _next_url(request)}
+    )
+
+
+def _two_factor_failed(request: HttpRequest, user: User, form: TwoFactorCodeForm) -> HttpResponse:
+    credentials = {"username": user.get_username()}
+    user_login_failed.send(sender=__name__, credentials=credentials, request=request)
+    failures = request.session.get(TWO_FACTOR_FAILURES, 0) + 1
+    if failures >= settings.KEYWARD_2FA_MAX_FAILURES:
+        logout(request)
+        messages.error(request, "Too many wrong codes. Log in again.")
+        return redirect("login")
+    request.session[TWO_FACTOR_FAILURES] = failures
+    form.add_error("code", "That code is not right, or was already used. Try the next code.")
+    context = {"form": form, "next": _next_url(request)}
+    return render(request, "dashboard/two_factor_verify.html", context, status=400)

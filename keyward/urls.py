@@ -16,6 +16,7 @@ urlpatterns = [
     path("audit/", include("audit.urls")),
     path("security/", include("security.urls")),
     path("analytics/", include("analytics.urls")),
+    path("alerts/", include("alerts.urls")),
     path("", include("tokens.urls")),
     path("api/", include("tokens.resource_urls")),
     path("", include("dashboard.urls")),

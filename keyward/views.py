@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import threading
 
 from django.conf import settings
@@ -15,6 +16,8 @@ from django.views.decorators.http import require_GET
 from audit.services import Actor, admin_action_record
 from base.roles import user_role
 from tokens.pipeline import pipeline_status
+
+from .login_limits import lock_remaining
 
 security_log = logging.getLogger("keyward.security")
 
@@ -73,6 +76,21 @@ def login(request: HttpRequest) -> HttpResponse:
         return _login_view(request)
     finally:
         _logins_hashing.release()
+
+
+def locked_out(
+    request: HttpRequest, original_response: HttpResponse | None, credentials: dict | None
+) -> HttpResponse:
+    """Axes's answer to a locked login (AXES_LOCKOUT_CALLABLE): 429 with the time left.
+
+    The same words for every lock (pair, address, username; real or unknown user), so it
+    tells an attacker nothing about which usernames exist.
+    """
+    seconds = max(lock_remaining(request, credentials).total_seconds(), 1)
+    context = {"minutes": math.ceil(seconds / 60)}
+    response = render(request, "registration/locked_out.html", context, status=429)
+    response["Retry-After"] = str(math.ceil(seconds))
+    return response
 
 
 def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

@@ -16,14 +16,6 @@ os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
 pytestmark = pytest.mark.e2e
 
-# Runs in each page before its own scripts, through the DevTools protocol (which the
-# policy does not govern), and keeps every violation the page reports.
-RECORD_VIOLATIONS = """
-window.__cspViolations = [];
-document.addEventListener("securitypolicyviolation", (event) => {
-  window.__cspViolations.push(event.violatedDirective + " " + event.blockedURI);
-});
-"""
 PAGES = [
     "/",
     "/clients/",
@@ -34,25 +26,6 @@ PAGES = [
     "/keys/",
     "/users/",
 ]
-
-
-@pytest.fixture
-def watched_page(page):
-    """The page, with the browser's CSP complaints (console and events) collected."""
-    complaints: list[str] = []
-    page.on(
-        "console",
-        lambda message: (
-            complaints.append(message.text) if "Content Security Policy" in message.text else None
-        ),
-    )
-    page.add_init_script(RECORD_VIOLATIONS)
-
-    def violations() -> list[str]:
-        return complaints + page.evaluate("window.__cspViolations")
-
-    page.violations = violations
-    return page
 
 
 @pytest.fixture
