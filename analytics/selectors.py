@@ -200,3 +200,23 @@ def client_scope_usage(
         .order_by("scope")
     )
     return [ScopeUse(r["scope"], r["requested"], r["issued"]) for r in rows]
+
+
+@dataclass(frozen=True)
+class SourceTraffic:
+    source: str
+    requests: int
+    failures: int
+
+
+def traffic_by_source(
+    *, start: datetime, end: datetime, client_id: str | None = None
+) -> list[SourceTraffic]:
+    """Requests and failures per source (keyward, keycloak, …), most requests first."""
+    rows = (
+        _traffic(start, end, client_id=client_id)
+        .values("source")
+        .annotate(requests=Sum("count"), failures=_FAILURES)
+        .order_by("-requests", "source")
+    )
+    return [SourceTraffic(r["source"], r["requests"], r["failures"]) for r in rows]

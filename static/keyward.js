@@ -37,3 +37,9 @@ document.addEventListener("submit", (event) => {
   const form = event.target.closest("form[data-confirm]");
   if (form && !window.confirm(form.dataset.confirm)) event.preventDefault();
 });
+
+// Live regions (data-poll, hx-trigger "every 30s, visibilitychange from:document") skip
+// their request while the tab is hidden, and catch up as soon as it is shown again.
+document.addEventListener("htmx:beforeRequest", (event) => {
+  if (document.hidden && event.detail.elt.hasAttribute("data-poll")) event.preventDefault();
+});
