@@ -39,6 +39,17 @@
     return new Date(seconds * 1000).toISOString().slice(0, 16).replace("T", " ");
   }
 
+  // Tick labels in UTC, 24-hour: "14:00", a date at midnight, dates alone beyond two days.
+  function ticks(u, splits) {
+    const span = splits.length > 1 ? splits[splits.length - 1] - splits[0] : 0;
+    return splits.map((ts) => {
+      const iso = new Date(ts * 1000).toISOString();
+      const time = iso.slice(11, 16);
+      if (span > 2 * 86400) return time === "00:00" ? iso.slice(5, 10) : `${iso.slice(5, 10)} ${time}`;
+      return time === "00:00" ? iso.slice(5, 10) : time;
+    });
+  }
+
   function options(element, json) {
     const colors = theme();
     const axis = { stroke: colors.text, grid: { stroke: colors.grid, width: 1 },
@@ -51,7 +62,7 @@
       legend: { live: true },
       scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(1, max)] } },
       axes: [
-        { ...axis, label: "Time (UTC)", labelSize: 20 },
+        { ...axis, label: "Time (UTC)", labelSize: 20, values: ticks },
         { ...axis, label: json.unit, labelSize: 20, size: 60 },
       ],
       series: [
