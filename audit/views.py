@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
 
+from base.export import csv_lines
 from base.http import wants_fragment
 from base.roles import Role, role_required
 
@@ -34,8 +34,6 @@ CSV_COLUMNS = (
     "ip",
     "user agent",
 )
-# A spreadsheet evaluates a cell starting with one of these as a formula (CSV injection).
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass(frozen=True)
@@ -92,18 +90,6 @@ def audit_list(request: HttpRequest) -> HttpResponse:
     return render(request, template, context)
 
 
-class _Echo:
-    """A file-like object whose write() hands the line back to the csv writer's caller."""
-
-    def write(self, value: str) -> str:
-        return value
-
-
-def csv_safe(value: Any) -> str:
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
-
-
 def _json_cell(value: Any) -> str:
     return "" if value is None else json.dumps(value, sort_keys=True, ensure_ascii=False)
 
@@ -123,7 +109,7 @@ def _csv_rows(entries: Iterable[AdminAction]) -> Iterator[list[str]]:
             entry.ip or "",
             entry.user_agent,
         ]
-        yield [csv_safe(cell) for cell in row]
+        yield row
 
 
 @require_GET
@@ -131,10 +117,9 @@ def _csv_rows(entries: Iterable[AdminAction]) -> Iterator[list[str]]:
 def audit_export(request: HttpRequest) -> StreamingHttpResponse:
     form = AuditFilterForm(request.GET)
     entries = form.apply(AdminAction.objects.all()).iterator(chunk_size=2000)
-    writer = csv.writer(_Echo())
     filename = f"keyward-audit-{timezone.now():%Y%m%d-%H%M%S}.csv"
     return StreamingHttpResponse(
-        (writer.writerow(row) for row in _csv_rows(entries)),
+        csv_lines(_csv_rows(entries)),
         content_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )

@@ -21,6 +21,8 @@ PAGES = [
     "/clients/",
     "/clients/scopes/",
     "/audit/",
+    "/analytics/events/",
+    "/analytics/events/?tail=1",
     "/security/",
     "/security/settings/",
     "/keys/",
