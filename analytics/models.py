@@ -64,7 +64,14 @@ class TokenEvent(models.Model):
         indexes = [
             models.Index(fields=["client_id", "occurred_at"], name="tokenevent_client_time"),
             models.Index(fields=["source_ip", "occurred_at"], name="tokenevent_ip_time"),
-            models.Index(fields=["reason", "occurred_at"], name="tokenevent_reason_time"),
+            # Failures only: every success has reason "ok", so filtering on it is filtering
+            # on outcome. A query for a failure reason must also say outcome = failure
+            # for the planner to pick this index (the explorer does).
+            models.Index(
+                fields=["reason", "occurred_at"],
+                condition=Q(outcome="failure"),
+                name="tokenevent_reason_time",
+            ),
             models.Index(
                 fields=["occurred_at"],
                 condition=Q(outcome="failure"),

@@ -11,7 +11,7 @@ processes never race to create the same partition.
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 PARENT = "analytics_tokenevent"
 # An arbitrary constant, the key of pg_advisory_xact_lock for partition DDL.
@@ -21,6 +21,11 @@ _NAME = re.compile(rf"^{PARENT}_p(\d{{8}})$")
 
 def partition_name(day: date) -> str:
     return f"{PARENT}_p{day:%Y%m%d}"
+
+
+def day_start(day: date) -> datetime:
+    """Midnight UTC of `day`."""
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
 def partitions_existing(cursor) -> set[date]:

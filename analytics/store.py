@@ -6,7 +6,9 @@ ingestion, the HTTP ingest endpoint) or `token_events_write` (the token service 
 there is no Redis buffer). Nothing else writes the event table, so a columnar engine can
 take over by replacing this module (docs/architecture.md, "Event store").
 
-One call stores one batch in one transaction:
+One call stores one batch in one transaction (on PostgreSQL after creating, in a short
+transaction of its own, any day partition the batch needs and lacks):
+0. Leave out events outside the retention window (counted: too old, too new).
 1. PostgreSQL: COPY the batch into a temporary table, then INSERT … SELECT … ON CONFLICT
    (occurred_at, id) DO NOTHING into the partitioned table; other databases: bulk_create
    of the ids not stored yet. Ids already stored are skipped, so a batch written twice is
@@ -18,27 +20,54 @@ One call stores one batch in one transaction:
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count, Max, Min, Q
+from django.utils import timezone
 
 from audit.events import COLUMNS, SOURCE_KEYWARD, TokenEventRecord
 from clients.models import Client, ClientSecret
 
 from .models import TokenEvent
-from .partitions import partitions_create, partitions_existing
+from .partitions import PARTITION_LOCK, day_start, partitions_create, partitions_existing
 from .rollups import rollups_of, rollups_write
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StoreCounts:
+    """What one store call did with its records."""
+
+    inserted: int
+    duplicates: int  # ids already stored, or repeated within the call
+    too_old: int  # before the retention window: not stored
+    too_new: int  # more than FUTURE_LIMIT ahead of now (a broken clock): not stored
+
+
+# Events this far ahead of now are refused rather than given a partition of their own that
+# retention would not drop for years.
+FUTURE_LIMIT = timedelta(days=1)
 
 
 def token_events_store(records: list[TokenEventRecord]) -> int:
-    """Insert validated records and move last_used forward, in one committed transaction.
+    """Insert validated records, their rollups and last_used, in one committed transaction.
 
     Returns how many were new: ids already stored are skipped, so writing the same records
-    twice stores them once. The drain and log ingestion both write through here.
+    twice stores them once. Events outside the retention window are not stored (logged;
+    `token_events_store_counts` returns the numbers). The drain and log ingestion both
+    write through here.
     """
+    return token_events_store_counts(records).inserted
+
+
+def token_events_store_counts(records: list[TokenEventRecord]) -> StoreCounts:
+    """token_events_store, returning every count (for ingestion summaries)."""
     _partitions_ready(records)
     # durable: refuses to run nested, where "committed" would not mean committed.
     with transaction.atomic(durable=True):
@@ -55,29 +84,64 @@ def token_events_write(events: list[TokenEventRecord]) -> int:
     records = [TokenEventRecord.from_dict(vars(event)) for event in events]
     _partitions_ready(records)
     with transaction.atomic():
-        return _store(records)
+        return _store(records).inserted
 
 
-def _store(records: list[TokenEventRecord]) -> int:
-    unique = list({record.id: record for record in records}.values())
-    if not unique:
-        return 0
+def retention_cutoff() -> datetime:
+    """Events before this moment are not kept: midnight UTC, KEYWARD_EVENT_RETENTION_DAYS
+    days before today (so a day's partition is dropped whole)."""
+    today = timezone.now().astimezone(UTC).date()
+    return day_start(today - timedelta(days=settings.KEYWARD_EVENT_RETENTION_DAYS))
+
+
+def _window(records: list[TokenEventRecord]) -> tuple[list[TokenEventRecord], int, int]:
+    """(records inside the retention window, how many too old, how many too new)."""
+    oldest = retention_cutoff().timestamp()
+    newest = (timezone.now() + FUTURE_LIMIT).timestamp()
+    kept = [r for r in records if oldest <= r.occurred_at <= newest]
+    too_old = sum(1 for r in records if r.occurred_at < oldest)
+    return kept, too_old, len(records) - len(kept) - too_old
+
+
+def _store(records: list[TokenEventRecord]) -> StoreCounts:
     if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            # Shared: stores run side by side; retention's exclusive lock waits for them,
+            # and they for it. The window is decided under the lock, so no partition it
+            # keeps can be dropped before this transaction commits (analytics/partitions.py).
+            cursor.execute("SELECT pg_advisory_xact_lock_shared(%s)", [PARTITION_LOCK])
+    kept, too_old, too_new = _window(records)
+    if too_old or too_new:
+        logger.warning(
+            "token events: %d older than the retention window, %d in the future, not stored",
+            too_old,
+            too_new,
+        )
+    unique = list({record.id: record for record in kept}.values())
+    inserted = []
+    if unique and connection.vendor == "postgresql":
         inserted = _records_copy(unique)
-    else:
+    elif unique:
         inserted = _records_bulk_create(unique)
         _last_used_update_orm(unique)
     rollups_write(rollups_of(inserted))
-    return len(inserted)
+    return StoreCounts(
+        inserted=len(inserted),
+        duplicates=len(kept) - len(inserted),
+        too_old=too_old,
+        too_new=too_new,
+    )
 
 
 def _partitions_ready(records: list[TokenEventRecord]) -> None:
-    """PostgreSQL: create the day partitions the records need and lack, in a transaction of
-    their own before the batch's. DDL on the partitioned table locks it whole, so it is
-    kept out of the (longer) insert, and creating ahead (the beat task) makes it rare."""
+    """PostgreSQL: create the day partitions the records need and lack (inside the
+    retention window), in a transaction of their own before the batch's. DDL on the
+    partitioned table locks it whole, so it is kept out of the (longer) insert, and
+    creating ahead (the beat task) makes it rare."""
     if connection.vendor != "postgresql" or not records:
         return
-    days = {datetime.fromtimestamp(record.occurred_at, tz=UTC).date() for record in records}
+    kept, _too_old, _too_new = _window(records)
+    days = {datetime.fromtimestamp(record.occurred_at, tz=UTC).date() for record in kept}
     with connection.cursor() as cursor:
         if days <= partitions_existing(cursor):
             return

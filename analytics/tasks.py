@@ -3,6 +3,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from .drain import token_events_drain
+from .retention import retention_apply
 
 
 # Registered under its name from when the drain lived in tokens: beat's schedule and
@@ -21,3 +22,9 @@ from .drain import token_events_drain
 def drain_token_events() -> int:
     """Beat runs this every few seconds (CELERY_BEAT_SCHEDULE)."""
     return token_events_drain()
+
+
+@shared_task(ignore_result=True, soft_time_limit=600, time_limit=660, expires=3000)
+def apply_event_retention() -> None:
+    """Hourly (CELERY_BEAT_SCHEDULE): see analytics.retention.retention_apply."""
+    retention_apply()

@@ -283,6 +283,13 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "tokens.tasks.rotate_signing_keys_if_due",
         "schedule": crontab(hour=3, minute=7),
     },
+    # Event store retention: drops raw-event day partitions past retention, creates the
+    # next days' partitions, prunes old rollups. Hourly: each run is cheap and idempotent,
+    # and a missed run is made up within the hour.
+    "apply-event-retention": {
+        "task": "analytics.tasks.apply_event_retention",
+        "schedule": crontab(minute=23),
+    },
 }
 
 EMAIL_BACKEND = os.environ.get(
@@ -309,6 +316,10 @@ KEYWARD_NEW_SECRET_EXPIRY = "security.services.new_secret_expiry"  # noqa: S105 
 # Redis buffer and clients reads a client's events from it; both sit below analytics, so
 # they find it through this setting (audit.events.event_store) instead of importing it.
 KEYWARD_EVENT_STORE = "analytics.store"
+# Raw token events (and per-minute rollups) are kept this many days; older events are not
+# stored at all. Hourly rollups, scope usage and source networks are kept longer.
+KEYWARD_EVENT_RETENTION_DAYS = int(os.environ.get("KEYWARD_EVENT_RETENTION_DAYS", "30"))
+KEYWARD_ROLLUP_RETENTION_DAYS = int(os.environ.get("KEYWARD_ROLLUP_RETENTION_DAYS", "400"))
 
 # Token-event pipeline health (tokens/pipeline.py): /healthz and the console banner report a
 # stall once the oldest waiting event, beat's last send or the last drain is this old.

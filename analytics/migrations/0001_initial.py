@@ -215,7 +215,9 @@ class Migration(migrations.Migration):
                                 fields=["source_ip", "occurred_at"], name="tokenevent_ip_time"
                             ),
                             models.Index(
-                                fields=["reason", "occurred_at"], name="tokenevent_reason_time"
+                                condition=models.Q(("outcome", "failure")),
+                                fields=["reason", "occurred_at"],
+                                name="tokenevent_reason_time",
                             ),
                             models.Index(
                                 condition=models.Q(("outcome", "failure")),

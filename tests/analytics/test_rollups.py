@@ -113,8 +113,9 @@ def recount() -> dict:
             if e.outcome == "failure":
                 failing[(at_hour, e.source, _network(e.source_ip))] += 1
         if e.endpoint == "token":
-            issued = e.scopes_granted.split() if e.outcome == "success" else []
-            for scope in e.scopes_requested.split() or issued:
+            # Space-separated (RFC 6749 §3.3); doubled spaces make no scope.
+            issued = [s for s in e.scopes_granted.split(" ") if s] if e.outcome == "success" else []
+            for scope in [s for s in e.scopes_requested.split(" ") if s] or issued:
                 scopes[(at_hour, e.client_id, e.source, scope, "requested")] += 1
             for scope in issued:
                 scopes[(at_hour, e.client_id, e.source, scope, "issued")] += 1

@@ -1,0 +1,112 @@
+"""Ingestion benchmark (not a test): events/s from the Redis buffer through the drain
+(validation, raw rows, rollups, last_used) into PostgreSQL, beside a raw COPY of the same
+rows into an unindexed table, in the same run. `bin/bench-ingest --help`.
+
+1. Generate N events like the seeding command's (skewed clients, 7 % failures, four
+   sources, IPv4 networks, scopes), as the token service's buffer items.
+2. Baseline: COPY the same rows (psycopg's write_row, as the store does) into a plain
+   table with no index and no key, one transaction, then drop it.
+3. End to end: RPUSH the items onto the buffer (not timed: that is the token service's
+   side, one command per request), then time the drain (`analytics.drain.token_events_drain`,
+   what the Celery task runs) until the buffer is empty and every event is stored.
+4. Print both rates and their ratio.
+
+Uses DATABASE_URL and REDIS_URL (PostgreSQL and Redis are required) and leaves the events
+in that database (source "bench"), like a seed; point it at a scratch database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import time
+
+import django
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--clients", type=int, default=1000)
+    parser.add_argument("--batch", type=int, default=5000, help="drain batch size")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "keyward.settings")
+    django.setup()
+    from django.conf import settings
+    from django.core.management import call_command
+    from django.db import connection
+
+    if connection.vendor != "postgresql" or not settings.USE_REDIS:
+        sys.exit("bench-ingest needs PostgreSQL (DATABASE_URL) and Redis (REDIS_URL)")
+    call_command("migrate", verbosity=0)
+    records = _records(args)
+    print(f"{len(records):,} events, {args.clients:,} clients, drain batches of {args.batch:,}")
+    baseline = _raw_copy(records)
+    print(f"raw COPY, unindexed table:          {baseline:>10,.0f} events/s")
+    drained = _drain(records, args.batch)
+    print(f"buffer → drain → store (+ rollups): {drained:>10,.0f} events/s")
+    print(f"ratio: {drained / baseline:.0%} of raw COPY")
+
+
+def _records(args) -> list:
+    from analytics.seed import _lines, _record, seed_clients
+
+    clients = seed_clients(args.clients)
+    now = time.time()
+    rng = random.Random(args.seed)
+    # The last hour: live traffic, as the drain sees it.
+    lines = [
+        line for chunk in _lines(clients, args.events, now - 3600, 3600, rng) for line in chunk
+    ]
+    records = [_record(line) for line in lines]
+    for record in records:
+        record.source = "bench" if record.source == "keyward" else record.source
+    return records
+
+
+def _raw_copy(records) -> float:
+    from django.db import connection, transaction
+
+    from audit.events import COLUMNS
+
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS bench_raw_copy")
+        cursor.execute(
+            "CREATE TABLE bench_raw_copy AS SELECT * FROM analytics_tokenevent WITH NO DATA"
+        )
+    started = time.perf_counter()
+    copy_sql = f"COPY bench_raw_copy ({', '.join(COLUMNS)}) FROM STDIN"
+    with transaction.atomic(), connection.cursor() as cursor, cursor.copy(copy_sql) as copy:
+        for record in records:
+            copy.write_row(record.as_row())
+    elapsed = time.perf_counter() - started
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE bench_raw_copy")
+    return len(records) / elapsed
+
+
+def _drain(records, batch: int) -> float:
+    from analytics.drain import token_events_drain
+    from analytics.models import TokenEvent
+    from tokens.buffer import EVENT_BUFFER_KEY, event_buffer_redis
+
+    client = event_buffer_redis()
+    before = TokenEvent.objects.count()
+    with client.pipeline(transaction=False) as pipe:
+        for start in range(0, len(records), 10_000):
+            pipe.rpush(EVENT_BUFFER_KEY, *[r.to_buffer() for r in records[start : start + 10_000]])
+        pipe.execute()
+    started = time.perf_counter()
+    stored = 0
+    while client.llen(EVENT_BUFFER_KEY):
+        stored += token_events_drain(batch_size=batch)
+    elapsed = time.perf_counter() - started
+    assert stored == len(records) == TokenEvent.objects.count() - before, "events lost"
+    return len(records) / elapsed
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+"""manage.py seed_traffic: clients and events in bulk, with rollups equal to a recount."""
+
+from __future__ import annotations
+
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+
+from analytics.models import TokenEvent
+from analytics.seed import SEED_NAME
+from clients.models import Client
+
+from .test_rollups import recount, stored
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+class TestSeedTraffic:
+    def test_it_loads_clients_events_and_their_rollups(self):
+        out = StringIO()
+        call_command("seed_traffic", clients=20, events=3000, days=3, seed=4, stdout=out)
+        assert Client.objects.filter(name__startswith=SEED_NAME).count() == 20
+        assert TokenEvent.objects.count() == 3000
+        assert TokenEvent.objects.values("source").distinct().count() > 1
+        assert stored() == recount()
+        assert "3,000 events over 3 days" in out.getvalue()
+
+    def test_it_reuses_the_seed_clients_of_an_earlier_run(self):
+        call_command("seed_traffic", clients=5, events=10, days=1, stdout=StringIO())
+        call_command("seed_traffic", clients=8, events=10, days=1, stdout=StringIO())
+        assert Client.objects.filter(name__startswith=SEED_NAME).count() == 8
+        assert TokenEvent.objects.count() == 20
+        assert stored() == recount()
