@@ -18,9 +18,10 @@ from datetime import UTC, datetime, timedelta
 from django.db.models import BooleanField, F, Func, GenericIPAddressField, Q, QuerySet, Value
 from django.db.models.functions import Cast
 
-from audit.models import TokenEvent
 from base.http import IPAddress, IPNetwork
 from clients.models import Client
+
+from .models import TokenEvent
 
 PAGE_SIZE = 50
 # Rows one live-tail poll returns at most, and rows the page keeps while tailing.

@@ -9,11 +9,11 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from audit.models import TokenEvent
 from base.http import IPAddress, IPNetwork
 from base.text import validate_single_line
 
 from .explorer import Cursor, EventFilters
+from .models import TokenEvent
 
 # Preset time ranges: the query-string value, its label and its length.
 RANGE_PRESETS = {

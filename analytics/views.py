@@ -12,7 +12,6 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
 
-from audit.models import TokenEvent
 from base.export import csv_lines
 from base.http import wants_fragment
 from base.roles import Role, role_required
@@ -30,6 +29,7 @@ from .explorer import (
     known_client_ids,
 )
 from .forms import KNOWN_SOURCES, RANGE_PRESETS, EventFilterForm
+from .models import TokenEvent
 
 # The live tail's answer carries the newest row's cursor here, for the next poll.
 NEWEST_HEADER = "X-Explorer-Newest"

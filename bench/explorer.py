@@ -40,7 +40,7 @@ from django.urls import reverse  # noqa: E402
 
 from analytics.explorer import PAGE_SIZE, Cursor, events_filter, page_query  # noqa: E402
 from analytics.forms import EventFilterForm  # noqa: E402
-from audit.models import TokenEvent  # noqa: E402
+from analytics.models import TokenEvent  # noqa: E402
 
 TARGET_MS = 150
 DEEP_PAGE = 100

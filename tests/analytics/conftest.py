@@ -7,8 +7,10 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import connection, transaction
 
-from audit.models import TokenEvent
+from analytics.models import TokenEvent
+from analytics.partitions import partitions_create
 
 # A fixed "now" a little in the past, so tests place events relative to it exactly.
 BASE_TIME = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -33,10 +35,21 @@ def event_fields(**fields) -> dict:
     return defaults | fields
 
 
+def partitions_ensure(moments) -> None:
+    """Rows written straight to the table (not through the store) need their day's
+    partition on PostgreSQL; the store creates them itself."""
+    if connection.vendor != "postgresql":
+        return
+    with transaction.atomic(), connection.cursor() as cursor:
+        partitions_create(cursor, {moment.astimezone(UTC).date() for moment in moments})
+
+
 @pytest.fixture
 def make_event(db):
     def factory(**fields) -> TokenEvent:
-        return TokenEvent.objects.create(**event_fields(**fields))
+        fields = event_fields(**fields)
+        partitions_ensure([fields["occurred_at"]])
+        return TokenEvent.objects.create(**fields)
 
     return factory
 
@@ -50,6 +63,7 @@ def make_events(db):
             TokenEvent(**event_fields(occurred_at=newest - timedelta(seconds=n), **fields))
             for n in range(count)
         ]
+        partitions_ensure([row.occurred_at for row in rows])
         return TokenEvent.objects.bulk_create(rows)
 
     return factory

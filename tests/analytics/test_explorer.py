@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from analytics.explorer import PAGE_SIZE, Cursor, EventFilters, events_filter, events_page
-from audit.models import TokenEvent
+from analytics.models import TokenEvent
 from tests.analytics.conftest import BASE_TIME
 from tests.conftest import logged_in, make_user
 

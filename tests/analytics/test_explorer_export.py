@@ -14,7 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from analytics.explorer import EXPORT_CHUNK, EXPORT_FIELDS
-from audit.models import TokenEvent
+from analytics.models import TokenEvent
 from tests.analytics.conftest import BASE_TIME
 
 CSV_URL = reverse("analytics:events_csv")

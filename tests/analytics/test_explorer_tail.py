@@ -8,8 +8,8 @@ from datetime import timedelta
 from django.urls import reverse
 
 from analytics.explorer import TAIL_CAP, Cursor, EventFilters, events_filter, events_newer
+from analytics.models import TokenEvent
 from analytics.views import NEWEST_HEADER
-from audit.models import TokenEvent
 from tests.analytics.conftest import BASE_TIME
 
 URL = reverse("analytics:events_tail")

@@ -14,7 +14,7 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from analytics.explorer import PAGE_SIZE
-from audit.models import TokenEvent
+from analytics.models import TokenEvent
 from tests.analytics.conftest import event_fields
 from tests.conftest import make_user
 from tests.e2e.test_register_client import log_in
