@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from analytics.models import TokenEvent
 from analytics.seed import seed_clients, seed_events
 
 
@@ -23,10 +24,18 @@ class Command(BaseCommand):
         parser.add_argument("--events", type=int, default=100_000)
         parser.add_argument("--days", type=float, default=30)
         parser.add_argument("--seed", type=int, default=None, help="Random seed (repeatable).")
+        parser.add_argument(
+            "--if-empty",
+            action="store_true",
+            help="Do nothing when the event table already holds events (bin/dev's demo traffic).",
+        )
 
     def handle(self, *args, clients: int, events: int, days: float, seed, **options) -> None:
         if clients < 1 or events < 0 or not 0 < days <= 3650:
             raise CommandError("need --clients ≥ 1, --events ≥ 0 and 0 < --days ≤ 3650")
+        if options["if_empty"] and TokenEvent.objects.exists():
+            self.stdout.write("Events already stored: no demo traffic added.")
+            return
         console = Console(file=self.stdout._out, stderr=False)
         with console.status(f"Creating {clients:,} clients"):
             pool = seed_clients(clients)
