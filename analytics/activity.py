@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from django.core.cache import cache
 from django.utils import timezone
 
 from clients.models import Client
@@ -25,6 +26,11 @@ from .charts import (
 
 SCOPE_WINDOW = timedelta(days=30)
 TOP = 10
+# The overview's numbers are the same for every console user and its tables refresh every
+# 30 s, so they are computed at most once per 30 s per range and source (keyed by the
+# window's end too: a new minute or hour is computed afresh). Over all clients, the
+# rollups of a busy month hold millions of keys; see bench/README.md for both timings.
+OVERVIEW_CACHE_SECONDS = 30
 
 
 @dataclass
@@ -65,6 +71,20 @@ def traffic_overview(
     *, range_key: str, source: str | None, now: datetime | None = None
 ) -> TrafficOverview:
     window = window_for(range_key, points=DEFAULT_POINTS, now=now)
+    key = f"analytics:overview:{range_key}:{source or ''}:{int(window.end.timestamp())}"
+    return cache.get_or_set(key, lambda: _traffic_overview(window, source), OVERVIEW_CACHE_SECONDS)
+
+
+def overview_series(window: Window, *, source: str | None) -> Series:
+    """The overview chart's series (every client), cached like the overview."""
+    key = (
+        f"analytics:series:{window.key}:{source or ''}:{int(window.step.total_seconds())}:"
+        f"{int(window.end.timestamp())}"
+    )
+    return cache.get_or_set(key, lambda: series_read(window, source=source), OVERVIEW_CACHE_SECONDS)
+
+
+def _traffic_overview(window: Window, source: str | None) -> TrafficOverview:
     span = {"start": window.start, "end": window.end}
     sources = selectors.traffic_by_source(**span)
     if source is not None:
@@ -74,7 +94,7 @@ def traffic_overview(
     return TrafficOverview(
         window=window,
         source=source,
-        series=series_read(window, source=source),
+        series=overview_series(window, source=source),
         sources=sources,
         reasons=selectors.failure_reasons(**span, source=source),
         top_requests=selectors.top_clients(**span, by="requests", limit=TOP, source=source),

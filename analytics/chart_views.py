@@ -16,6 +16,7 @@ from base.roles import Role, role_required
 from clients.models import Client
 
 from .activity import client_activity as client_activity_read
+from .activity import overview_series
 from .charts import (
     CLIENT_ID_MAX_LENGTH,
     ChartParamError,
@@ -53,7 +54,11 @@ def traffic_json(request: HttpRequest) -> JsonResponse:
             raise ChartParamError("client_id is too long")
     except ChartParamError as error:
         return _bad_request(error)
-    series = series_read(window_for(range_key, points=points), client_id=client_id, source=source)
+    window = window_for(range_key, points=points)
+    if client_id is None:
+        series = overview_series(window, source=source)
+    else:
+        series = series_read(window, client_id=client_id, source=source)
     return JsonResponse(series_json(series, client_id=client_id, source=source), headers=NO_STORE)
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from tests.analytics.traffic import event, events_write
@@ -120,3 +122,14 @@ class TestLiveRefresh:
             URL, {"range": "1h"}, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="traffic"
         )
         assert response.content.decode().lstrip().startswith('<section id="traffic"')
+
+
+class TestOverviewCache:
+    def test_it_reads_the_rollups_once_per_30_seconds(self, viewer_client, traffic):
+        def rollup_reads() -> int:
+            with CaptureQueriesContext(connection) as queries:
+                viewer_client.get(URL)
+            return sum("analytics_traffic" in q["sql"] for q in queries.captured_queries)
+
+        assert rollup_reads() > 0
+        assert rollup_reads() == 0
