@@ -140,6 +140,8 @@ class TestChartsInTheBrowser:
         end = datetime.fromisoformat(query["to"][0])
         assert timedelta(0) < end - start <= timedelta(minutes=30)
         assert "outcome" not in query  # the pointer was near the top: all requests
+        expect(page.get_by_role("heading", name="Token events")).to_be_visible()
+        assert page.violations() == [] and errors == []
 
     def test_the_range_switch_redraws_and_keeps_a_shareable_url(
         self, live_server, watched_page, traffic
