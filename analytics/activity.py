@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from django.core.cache import cache
 from django.utils import timezone
 
+from audit.events import Outcome
 from clients.models import Client
 
 from . import selectors
@@ -86,23 +87,46 @@ def overview_series(window: Window, *, source: str | None) -> Series:
 
 def _traffic_overview(window: Window, source: str | None) -> TrafficOverview:
     span = {"start": window.start, "end": window.end}
-    sources = selectors.traffic_by_source(**span)
+    breakdown = selectors.traffic_breakdown(**span)
+    sources = _per_source(breakdown)
+    choices = [*KNOWN_SOURCES, *(s.source for s in sources)]
     if source is not None:
         sources = [s for s in sources if s.source == source]
-    seen = [s.source for s in selectors.traffic_by_source(**span)] if source else []
-    choices = list(dict.fromkeys([*KNOWN_SOURCES, *[s.source for s in sources], *seen]))
+    clients = selectors.client_totals(**span, source=source)
     return TrafficOverview(
         window=window,
         source=source,
         series=overview_series(window, source=source),
         sources=sources,
-        reasons=selectors.failure_reasons(**span, source=source),
-        top_requests=selectors.top_clients(**span, by="requests", limit=TOP, source=source),
-        top_failures=selectors.top_clients(**span, by="failures", limit=TOP, source=source),
+        reasons=_reasons(breakdown, source),
+        top_requests=_top(clients, "requests"),
+        top_failures=_top([c for c in clients if c.failures], "failures"),
         failing_networks=selectors.top_failing_networks(**span, limit=TOP, source=source),
         unknown_clients=selectors.unknown_client_ids(**span, limit=TOP, source=source),
-        source_choices=choices,
+        source_choices=list(dict.fromkeys(choices)),
     )
+
+
+def _per_source(breakdown: list[tuple[str, str, str, int]]) -> list[selectors.SourceTraffic]:
+    totals: dict[str, list[int]] = {}
+    for source, outcome, _reason, n in breakdown:
+        counts = totals.setdefault(source, [0, 0])
+        counts[0] += n
+        counts[1] += n if outcome == Outcome.FAILURE else 0
+    rows = [selectors.SourceTraffic(s, r, f) for s, (r, f) in totals.items()]
+    return sorted(rows, key=lambda row: (-row.requests, row.source))
+
+
+def _reasons(breakdown, source: str | None) -> list[tuple[str, int]]:
+    counts: dict[str, int] = {}
+    for row_source, outcome, reason, n in breakdown:
+        if outcome == Outcome.FAILURE and source in (None, row_source):
+            counts[reason] = counts.get(reason, 0) + n
+    return sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+
+
+def _top(clients: list[selectors.ClientTraffic], by: str) -> list[selectors.ClientTraffic]:
+    return sorted(clients, key=lambda c: (-getattr(c, by), c.client_id))[:TOP]
 
 
 @dataclass(frozen=True)
