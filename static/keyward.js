@@ -38,8 +38,16 @@ document.addEventListener("submit", (event) => {
   if (form && !window.confirm(form.dataset.confirm)) event.preventDefault();
 });
 
-// Live regions (data-poll, hx-trigger "every 30s, visibilitychange from:document") skip
-// their request while the tab is hidden, and catch up as soon as it is shown again.
+// Live regions poll through htmx: hx-trigger="every 15s, kw:visible from:document" plus
+// data-poll. A poll is skipped while the tab is hidden (no requests from background tabs)
+// or while the user works inside the region (ticked rows, an open <details>); when the tab
+// shows again every live region refreshes at once.
 document.addEventListener("htmx:beforeRequest", (event) => {
-  if (document.hidden && event.detail.elt.hasAttribute("data-poll")) event.preventDefault();
+  const element = event.detail.elt;
+  if (!element.hasAttribute || !element.hasAttribute("data-poll")) return;
+  const busy = element.querySelector("input[type=checkbox]:checked, details[open]");
+  if (document.hidden || busy) event.preventDefault();
+});
+document.addEventListener("visibilitychange", () => {
+  if (!document.hidden) document.dispatchEvent(new CustomEvent("kw:visible"));
 });

@@ -106,7 +106,7 @@ class TestLiveRefresh:
         html = viewer_client.get(URL, {"range": "7d"}).content.decode()
         assert (
             'id="traffic-tables" data-poll hx-get="/?range=7d" '
-            'hx-trigger="every 30s, visibilitychange from:document"'
+            'hx-trigger="every 30s, kw:visible from:document"'
         ) in html
 
     def test_it_answers_the_poll_with_the_tables_alone(self, viewer_client, traffic):
