@@ -118,6 +118,9 @@ def scenarios(browser_client_ids: tuple[str, str]) -> list[tuple[str, list]]:
         pages.append(
             (f"client page + activity ({label})", [(detail, {}, {}), (activity, {}, htmx)])
         )
+        if label == "busiest":
+            pages.append(("  client page alone (busiest)", [(detail, {}, {})]))
+            pages.append(("  activity block alone (busiest)", [(activity, {}, htmx)]))
     events = reverse("analytics:events")
     cursor, deep = deep_cursor({})
     pages.append(("explorer page 1", [(events, {}, {})]))
