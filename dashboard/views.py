@@ -15,6 +15,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_otp import login as otp_login
 
+from alerts.models import Alert
+from alerts.selectors import alerts_filtered, alerts_open_count
 from analytics.activity import traffic_overview
 from analytics.charts import ChartParamError, range_links, range_parse, source_links, source_parse
 from audit.models import AdminAction
@@ -30,6 +32,9 @@ from . import services, two_factor
 from .forms import ROLE_CHOICES, TwoFactorCodeForm, UserActiveForm, UserCreateForm, UserRoleForm
 from .models import SealedTOTPDevice
 from .signals import MUST_CHANGE_PASSWORD
+
+# Open alerts listed on the overview; the inbox has the rest.
+OVERVIEW_ALERTS = 5
 
 
 def _clients_per_environment() -> list[dict]:
@@ -69,6 +74,8 @@ def overview(request: HttpRequest) -> HttpResponse:
         "environments": _clients_per_environment(),
         "recent": AdminAction.objects.all()[:10],
         "findings": _open_findings_per_kind(),
+        "open_alert_total": alerts_open_count(),
+        "open_alerts": list(alerts_filtered(status=Alert.Status.OPEN)[:OVERVIEW_ALERTS]),
     }
     return render(request, "dashboard/overview.html", context)
 
