@@ -200,3 +200,51 @@ def client_scope_usage(
         .order_by("scope")
     )
     return [ScopeUse(r["scope"], r["requested"], r["issued"]) for r in rows]
+
+
+@dataclass(frozen=True)
+class SourceTraffic:
+    source: str
+    requests: int
+    failures: int
+
+
+def traffic_by_source(
+    *, start: datetime, end: datetime, client_id: str | None = None
+) -> list[SourceTraffic]:
+    """Requests and failures per source (keyward, keycloak, …), most requests first."""
+    rows = (
+        _traffic(start, end, client_id=client_id)
+        .values("source")
+        .annotate(requests=Sum("count"), failures=_FAILURES)
+        .order_by("-requests", "source")
+    )
+    return [SourceTraffic(r["source"], r["requests"], r["failures"]) for r in rows]
+
+
+def traffic_breakdown(
+    *, start: datetime, end: datetime, source: str | None = None
+) -> list[tuple[str, str, str, int]]:
+    """(source, outcome, reason, requests) in [start, end): per-source totals and failure
+    reasons from one read of the rollup (the overview needs both)."""
+    rows = (
+        _traffic(start, end, source=source)
+        .values_list("source", "outcome", "reason")
+        .annotate(n=Sum("count"))
+        .order_by()
+    )
+    return list(rows)
+
+
+def client_totals(
+    *, start: datetime, end: datetime, source: str | None = None
+) -> list[ClientTraffic]:
+    """Requests and failures of every client_id in [start, end), in no order: one read of
+    the rollup for both top lists (top_clients reads it once per list)."""
+    rows = (
+        _traffic(start, end, source=source)
+        .values("client_id")
+        .annotate(requests=Sum("count"), failures=_FAILURES)
+        .order_by()
+    )
+    return [ClientTraffic(r["client_id"], r["requests"], r["failures"]) for r in rows]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from . import ingestion_views, views
+from . import chart_views, ingestion_views, views
 
 app_name = "analytics"
 
@@ -30,5 +30,11 @@ urlpatterns: list = [
         "ingestion-tokens/<uuid:token_id>/revoke/",
         ingestion_views.ingestion_token_revoke_view,
         name="ingestion_token_revoke",
+    ),
+    path("charts/traffic.json", chart_views.traffic_json, name="traffic_json"),
+    path(
+        "clients/<slug:client_id>/activity/",
+        chart_views.client_activity,
+        name="client_activity",
     ),
 ]

@@ -10,13 +10,18 @@ from django.db.models import Count, Exists, OuterRef
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_otp import login as otp_login
 
+from alerts.models import Alert
+from alerts.selectors import alerts_filtered, alerts_open_count
+from analytics.activity import traffic_overview
+from analytics.charts import ChartParamError, range_links, range_parse, source_links, source_parse
 from audit.models import AdminAction
 from audit.services import Actor
+from base.http import wants_fragment
 from base.once import form_once, once_put, once_take
 from base.roles import ROLE_BY_GROUP, Role, role_required
 from clients.models import Client, ClientSecret, Scope, ScopeGrant
@@ -27,6 +32,9 @@ from . import services, two_factor
 from .forms import ROLE_CHOICES, TwoFactorCodeForm, UserActiveForm, UserCreateForm, UserRoleForm
 from .models import SealedTOTPDevice
 from .signals import MUST_CHANGE_PASSWORD
+
+# Open alerts listed on the overview; the inbox has the rest.
+OVERVIEW_ALERTS = 5
 
 
 def _clients_per_environment() -> list[dict]:
@@ -42,6 +50,17 @@ def _clients_per_environment() -> list[dict]:
 @require_GET
 @role_required(Role.VIEWER)
 def overview(request: HttpRequest) -> HttpResponse:
+    """The console's front page. Its traffic section follows ?range= and ?source= (a
+    shareable URL); htmx asks for that section (range and source switch) or for its tables
+    (the 30-second poll) alone."""
+    try:
+        range_key = range_parse(request.GET.get("range"))
+        source = source_parse(request.GET.get("source"))
+    except ChartParamError as error:
+        return HttpResponse(str(error), status=400, content_type="text/plain")
+    context = _traffic_context(request, range_key, source)
+    if wants_fragment(request) and request.htmx.target in ("traffic", "traffic-tables"):
+        return render(request, f"dashboard/overview.html#{request.htmx.target}", context)
     counts = {
         "clients": Client.objects.count(),
         "active_clients": Client.objects.active().count(),
@@ -50,13 +69,30 @@ def overview(request: HttpRequest) -> HttpResponse:
         "grants": ScopeGrant.objects.count(),
         "valid_secrets": ClientSecret.objects.valid().count(),
     }
-    context = {
+    context |= {
         "counts": counts,
         "environments": _clients_per_environment(),
         "recent": AdminAction.objects.all()[:10],
         "findings": _open_findings_per_kind(),
+        "open_alert_total": alerts_open_count(),
+        "open_alerts": list(alerts_filtered(status=Alert.Status.OPEN)[:OVERVIEW_ALERTS]),
     }
     return render(request, "dashboard/overview.html", context)
+
+
+def _traffic_context(request: HttpRequest, range_key: str, source: str | None) -> dict:
+    traffic = traffic_overview(range_key=range_key, source=source)
+    path = reverse("dashboard:overview")
+    query = urlencode({k: v for k, v in {"range": range_key, "source": source}.items() if v})
+    return {
+        "traffic": traffic,
+        "window": traffic.window,
+        "traffic_url": f"{path}?{query}",
+        "range_links": range_links(current=range_key, path=path, source=source),
+        "source_links": source_links(
+            current=source, choices=traffic.source_choices, path=path, range_key=range_key
+        ),
+    }
 
 
 def _open_findings_per_kind() -> list[dict]:

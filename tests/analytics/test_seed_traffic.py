@@ -32,3 +32,10 @@ class TestSeedTraffic:
         assert Client.objects.filter(name__startswith=SEED_NAME).count() == 8
         assert TokenEvent.objects.count() == 20
         assert stored() == recount()
+
+    def test_it_adds_nothing_with_if_empty_once_events_exist(self):
+        call_command("seed_traffic", clients=3, events=10, days=1, if_empty=True, stdout=StringIO())
+        out = StringIO()
+        call_command("seed_traffic", clients=3, events=10, days=1, if_empty=True, stdout=out)
+        assert TokenEvent.objects.count() == 10
+        assert "no demo traffic added" in out.getvalue()

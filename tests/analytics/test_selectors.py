@@ -146,3 +146,22 @@ class TestClientReads:
         assert selectors.client_scope_usage(client_id="reports", **window) == [
             selectors.ScopeUse("reports:read", 1, 1)
         ]
+
+
+class TestOverviewReads:
+    def test_it_breaks_traffic_down_by_source_outcome_and_reason(self, traffic):
+        rows = selectors.traffic_breakdown(start=HOUR_AGO, end=NOW)
+        assert sorted(rows) == [
+            ("keyward", "failure", "bad_secret", 2),
+            ("keyward", "failure", "unknown_client", 1),
+            ("keyward", "success", "ok", 3),
+            ("okta", "failure", "unknown_client", 1),
+        ]
+
+    def test_it_totals_every_client_in_one_read(self, traffic):
+        rows = selectors.client_totals(start=HOUR_AGO, end=NOW, source="keyward")
+        assert sorted((c.client_id, c.requests, c.failures) for c in rows) == [
+            ("billing", 4, 2),
+            ("ghost", 1, 1),
+            ("reports", 1, 0),
+        ]

@@ -5,6 +5,8 @@ from datetime import timedelta
 from django.urls import reverse
 from django.utils import timezone
 
+from alerts.detections import Subject
+from alerts.services import alert_raise
 from audit.services import Actor
 from clients import services
 from clients.models import ClientSecret
@@ -79,3 +81,24 @@ class TestOverviewEmptyState:
     def test_it_points_an_admin_to_the_scope_catalogue(self, admin_client):
         html = admin_client.get(URL).content.decode()
         assert "No scopes yet" in html and reverse("clients:scope_list") in html
+
+
+class TestOverviewAlerts:
+    def test_it_lists_open_alerts_with_a_link_to_each(self, viewer_client):
+        now = timezone.now()
+        raised = alert_raise(
+            rule="brute_force",
+            subject=Subject(client_id="svc-payments"),
+            evidence={"failures": 40},
+            seen_at=now,
+            now=now,
+        )
+        body = viewer_client.get(URL).content.decode()
+        section = body[body.index('id="open-alerts"') :]
+        assert reverse("alerts:detail", args=[raised.alert.pk]) in section
+        assert "svc-payments" in section
+        assert "All 1 open alert in the inbox" in section
+
+    def test_it_says_how_to_see_an_alert_when_there_is_none(self, viewer_client):
+        body = viewer_client.get(URL).content.decode()
+        assert "No open alerts" in body

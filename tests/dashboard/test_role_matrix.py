@@ -97,6 +97,11 @@ CASES = [
     ("post", "security:rotate", [CLIENT], {}, (302, 403, 400, 400)),
     ("get", "security:revoke_secret", [CLIENT, SECRET], None, (302, 403, 200, 200)),
     ("get", "clients:disable", [CLIENT], None, (302, 403, 200, 200)),
+    # Analytics: chart data and a client's activity block, readable by every role.
+    ("get", "analytics:traffic_json", [], None, (302, 200, 200, 200)),
+    ("post", "analytics:traffic_json", [], {}, (405, 405, 405, 405)),
+    ("get", "analytics:client_activity", [CLIENT], None, (302, 200, 200, 200)),
+    ("post", "analytics:client_activity", [CLIENT], {}, (405, 405, 405, 405)),
 ]
 PERSONAS = ("anonymous", "viewer", "operator", "admin")
 

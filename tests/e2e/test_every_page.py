@@ -120,6 +120,7 @@ def seed_console() -> dict[str, object]:
         expires_at=timezone.now() + timedelta(days=90),
     )
     alert, suppression, destination = _alerts(client)
+    finding, change = _review()
     return {
         # By argument name; "<route name>:<argument>" where routes mean different rows.
         "pk": alert.pk,
@@ -131,7 +132,22 @@ def seed_console() -> dict[str, object]:
         "scope_name": scope.name,
         "secret_id": old.pk,
         "username": LONG_USERNAME,
+        "reviews:finding_archive:pk": finding.pk,
+        "reviews:change:pk": change.pk,
+        "reviews:rollback:pk": change.pk,
     }
+
+
+def _review():
+    """An open scope-review finding and an applied recommendation (seed_demo's grants are
+    old and partly unused)."""
+    from reviews.models import Finding
+    from reviews.services import recommendation_apply
+
+    change = recommendation_apply(
+        actor=Actor.cli(), client=Client.objects.get(name="Finance reports")
+    )
+    return Finding.objects.filter(status="open").first(), change
 
 
 def enrolled_admin():

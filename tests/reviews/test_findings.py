@@ -117,7 +117,7 @@ class TestArchive:
 class TestSensitiveOutsideProduction:
     def test_it_opens_for_staging_and_resolves_in_production(self, clock, make_scope, make_client):
         refund = make_scope("payments:refund", sensitive=True)
-        client, _ = make_client(scopes=[refund], environment="staging")
+        client, _ = make_client(scopes=[refund], environment="staging", scope_reason="refund tests")
         findings_scan()
         opened = finding(Kind.SENSITIVE_NONPROD, client_id=client.client_id)
         assert opened.status == Status.OPEN and opened.evidence["environment"] == "staging"

@@ -61,7 +61,9 @@ class TestGrantUsage:
     def test_it_filters_the_matrix(self, clock, make_scope, make_client):
         secret = make_scope("payments:refund", sensitive=True, owning_team="payments")
         plain = make_scope("orders:read", owning_team="commerce")
-        make_client("Prod", scopes=[secret, plain], environment="production")
+        make_client(
+            "Prod", scopes=[secret, plain], environment="production", scope_reason="refunds"
+        )
         make_client("Dev", scopes=[plain], environment="development")
         matrix = selectors.usage_matrix(sensitive_only=True)
         assert [c.name for c in matrix.clients] == ["Prod"]

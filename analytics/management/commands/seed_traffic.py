@@ -7,6 +7,7 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from analytics.models import TokenEvent
 from analytics.seed import seed_clients, seed_events
 
 
@@ -22,10 +23,18 @@ class Command(BaseCommand):
         parser.add_argument("--events", type=int, default=10_000_000)
         parser.add_argument("--days", type=float, default=30)
         parser.add_argument("--seed", type=int, default=None, help="Random seed (repeatable).")
+        parser.add_argument(
+            "--if-empty",
+            action="store_true",
+            help="Do nothing when the event table already holds events (bin/dev's demo traffic).",
+        )
 
     def handle(self, *args, clients: int, events: int, days: float, seed, **options) -> None:
         if clients < 1 or events < 0 or not 0 < days <= 3650:
             raise CommandError("need --clients ≥ 1, --events ≥ 0 and 0 < --days ≤ 3650")
+        if options["if_empty"] and TokenEvent.objects.exists():
+            self.stdout.write("Events already stored: no demo traffic added.")
+            return
         self.stdout.write(f"Creating or reusing {clients:,} seed clients …")
         pool = seed_clients(clients)
         begun = time.monotonic()

@@ -1,0 +1,201 @@
+// Traffic charts drawn with uPlot (static/vendor/uplot-1.6.32) from the analytics JSON.
+//
+// Markup: <div class="chart" data-chart-url="/analytics/charts/traffic.json?range=24h"
+//                data-refresh-seconds="30"></div>
+// The server downsamples to the width sent (one point per pixel at most), so the browser
+// draws what it gets. A chart is created when its element appears (page load or an htmx
+// swap), refreshed in place with setData() while the tab is visible, resized with its
+// container, redrawn when the colour scheme changes, and destroyed before htmx removes it.
+// Clicking a point opens the events explorer on that bucket (and on failures only when
+// the pointer is nearer the failures line).
+(() => {
+  "use strict";
+  const charts = new Map(); // element -> {plot, data, timer, observer}
+  const HEIGHT = 240;
+
+  function color(name, fallback) {
+    const value = getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+    return value || fallback;
+  }
+
+  function theme() {
+    return {
+      text: color("--pico-muted-color", "#646b79"),
+      grid: color("--pico-muted-border-color", "#e7eaf0"),
+      requests: color("--pico-primary", "#0172ad"),
+      failures: color("--pico-del-color", "#c52f21"),
+    };
+  }
+
+  function width(element) {
+    return Math.max(200, Math.floor(element.clientWidth || element.parentElement.clientWidth));
+  }
+
+  function columns(json) {
+    return [json.x, json.requests, json.failures];
+  }
+
+  function stamp(seconds) {
+    return new Date(seconds * 1000).toISOString().slice(0, 16).replace("T", " ");
+  }
+
+  // Tick labels in UTC, 24-hour: "14:00", a date at midnight, dates alone beyond two days.
+  function ticks(u, splits) {
+    const span = splits.length > 1 ? splits[splits.length - 1] - splits[0] : 0;
+    return splits.map((ts) => {
+      const iso = new Date(ts * 1000).toISOString();
+      const time = iso.slice(11, 16);
+      if (span > 2 * 86400) return time === "00:00" ? iso.slice(5, 10) : `${iso.slice(5, 10)} ${time}`;
+      return time === "00:00" ? iso.slice(5, 10) : time;
+    });
+  }
+
+  function options(element, json) {
+    const colors = theme();
+    const axis = { stroke: colors.text, grid: { stroke: colors.grid, width: 1 },
+                   ticks: { stroke: colors.grid, width: 1 } };
+    return {
+      width: width(element),
+      height: HEIGHT,
+      tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), "Etc/UTC"),
+      cursor: { points: { size: 8 }, focus: { prox: 16 } },
+      legend: { live: true },
+      scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(1, max)] } },
+      axes: [
+        { ...axis, label: "Time (UTC)", labelSize: 20, values: ticks },
+        { ...axis, label: json.unit, labelSize: 20, size: 60 },
+      ],
+      series: [
+        { label: "UTC", value: (u, ts) => (ts == null ? "—" : stamp(ts)) },
+        { label: "Requests", stroke: colors.requests, width: 2, points: { show: false },
+          value: (u, v) => (v == null ? "—" : v.toLocaleString("en")) },
+        { label: "Failures", stroke: colors.failures, width: 2, points: { show: false },
+          value: (u, v) => (v == null ? "—" : v.toLocaleString("en")) },
+      ],
+    };
+  }
+
+  function chartUrl(element) {
+    const url = new URL(element.dataset.chartUrl, window.location.href);
+    url.searchParams.set("width", String(width(element)));
+    return url;
+  }
+
+  async function load(element) {
+    const response = await fetch(chartUrl(element), {
+      headers: { Accept: "application/json" },
+      credentials: "same-origin",
+    });
+    if (!response.ok) throw new Error(`chart data: HTTP ${response.status}`);
+    return response.json();
+  }
+
+  function explore(element, state) {
+    const plot = state.plot;
+    const index = plot.cursor.idx;
+    if (index == null) return;
+    const json = state.data;
+    const from = json.x[index];
+    const url = new URL(json.explore, window.location.href);
+    url.searchParams.set("from", new Date(from * 1000).toISOString().replace(".000", ""));
+    url.searchParams.set("to", new Date((from + json.step_seconds) * 1000).toISOString().replace(".000", ""));
+    // Nearer the failures line than the requests line: the failures of that bucket.
+    const value = plot.posToVal(plot.cursor.top, "y");
+    const failures = json.failures[index];
+    const requests = json.requests[index];
+    if (Math.abs(value - failures) < Math.abs(value - requests)) {
+      url.searchParams.set("outcome", "failure");
+    }
+    window.location.assign(url.toString());
+  }
+
+  function draw(element, json) {
+    const state = charts.get(element) || {};
+    state.data = json;
+    if (state.plot) state.plot.destroy();
+    element.replaceChildren();
+    state.plot = new uPlot(options(element, json), columns(json), element);
+    state.plot.over.addEventListener("click", () => explore(element, state));
+    state.plot.over.classList.add("chart-clickable");
+    element.dataset.chartReady = "true";
+    charts.set(element, state);
+  }
+
+  async function refresh(element) {
+    const state = charts.get(element);
+    if (!state || document.hidden) return;
+    try {
+      const json = await load(element);
+      state.data = json;
+      state.plot.setData(columns(json));
+    } catch (error) {
+      console.warn(error.message);
+    }
+  }
+
+  async function create(element) {
+    if (charts.has(element)) return;
+    charts.set(element, {});
+    let json;
+    try {
+      json = await load(element);
+    } catch (error) {
+      element.textContent = "The chart could not be loaded; the table below has the same data.";
+      console.warn(error.message);
+      return;
+    }
+    if (!element.isConnected) { charts.delete(element); return; }
+    draw(element, json);
+    const state = charts.get(element);
+    const seconds = Number(element.dataset.refreshSeconds || 0);
+    if (seconds > 0) state.timer = window.setInterval(() => refresh(element), seconds * 1000);
+    let lastWidth = width(element);
+    state.observer = new ResizeObserver(() => {
+      const now = width(element);
+      if (now === lastWidth || !state.plot) return;
+      state.plot.setSize({ width: now, height: HEIGHT });
+      // Much wider or narrower: ask for the point count that suits the new width.
+      if (Math.abs(now - lastWidth) / lastWidth > 0.25) refresh(element);
+      lastWidth = now;
+    });
+    state.observer.observe(element.parentElement);
+  }
+
+  function destroy(element) {
+    const state = charts.get(element);
+    if (!state) return;
+    if (state.timer) window.clearInterval(state.timer);
+    if (state.observer) state.observer.disconnect();
+    if (state.plot) state.plot.destroy();
+    charts.delete(element);
+  }
+
+  function createWithin(root) {
+    if (!root.querySelectorAll) return;
+    const found = root.matches && root.matches("[data-chart-url]") ? [root] : [];
+    found.push(...root.querySelectorAll("[data-chart-url]"));
+    found.forEach(create);
+  }
+
+  function destroyWithin(root) {
+    for (const element of [...charts.keys()]) {
+      if (root === element || root.contains(element)) destroy(element);
+    }
+  }
+
+  // htmx:load fires for the first page and for every piece of content htmx swaps in.
+  document.addEventListener("htmx:load", (event) => createWithin(event.detail.elt));
+  document.addEventListener("htmx:beforeCleanupElement", (event) => destroyWithin(event.detail.elt));
+  document.addEventListener("DOMContentLoaded", () => createWithin(document));
+  // Back in view: bring every chart up to date at once instead of at its next tick.
+  document.addEventListener("visibilitychange", () => {
+    if (!document.hidden) charts.forEach((state, element) => refresh(element));
+  });
+  // Colours come from Pico's variables: redraw when the scheme changes.
+  const redraw = () => charts.forEach((state, element) => state.data && draw(element, state.data));
+  window.matchMedia("(prefers-color-scheme: dark)").addEventListener("change", redraw);
+  new MutationObserver(redraw).observe(document.documentElement, {
+    attributes: true,
+    attributeFilter: ["data-theme"],
+  });
+})();
