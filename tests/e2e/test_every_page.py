@@ -163,7 +163,7 @@ def enrolled_admin():
     return user
 
 
-DESTINATION_VIEWS = ("detail", "rotate", "delete")
+DESTINATION_VIEWS = ("detail", "rotate", "delete", "secret")
 
 
 def _alerts(client: Client):
