@@ -1,32 +1,24 @@
 """Webhook secrets: generated here, shown once, stored encrypted (they must sign, so a hash
 would not do).
 
-The same scheme as signing keys (tokens/keys.py): Fernet with a key derived by HKDF from
-KEYWARD_KEY_ENCRYPTION_SECRET, here under its own `info` label so the two kinds of secret
-never share a key. Reimplemented in six lines instead of imported: tokens keeps its
-derivation private, and a shared helper would have to live in base and change tokens.
+The same scheme as signing keys (base/crypto.py, under KEYWARD_KEY_ENCRYPTION_SECRET), with
+its own purpose label so the two kinds of secret never share a key.
 """
 
 from __future__ import annotations
 
-import base64
 import secrets
-from functools import lru_cache
 
 from cryptography.fernet import Fernet
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
+
+from base.crypto import fernet_for
 
 WEBHOOK_SECRET_PREFIX = "whsec_"  # noqa: S105 - a public prefix, not a secret
 
 
-@lru_cache(maxsize=4)
 def _fernet(secret: str) -> Fernet:
-    derived = HKDF(
-        algorithm=hashes.SHA256(), length=32, salt=None, info=b"keyward alert webhook secrets v1"
-    ).derive(secret.encode())
-    return Fernet(base64.urlsafe_b64encode(derived))
+    return fernet_for(secret, b"keyward alert webhook secrets v1")
 
 
 def webhook_secret_generate() -> str:

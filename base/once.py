@@ -18,7 +18,6 @@ exactly one request (row lock, unique constraint) whatever process serves it.
 
 from __future__ import annotations
 
-import base64
 import functools
 import hashlib
 import json
@@ -27,8 +26,6 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from cryptography.fernet import Fernet, InvalidToken
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
 from django.contrib import messages
 from django.core import signing
@@ -37,6 +34,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 
+from .crypto import fernet_for
 from .models import FormTokenUse, ShownOnce
 
 # The redirect after the POST is read at once; the margin covers a slow page, no more.
@@ -50,12 +48,8 @@ REPEAT_NOTICE = "That form had already been sent, so nothing was done twice. Thi
 # Values shown once ------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=4)
 def _fernet(secret: str) -> Fernet:
-    derived = HKDF(
-        algorithm=hashes.SHA256(), length=32, salt=None, info=b"keyward shown-once values v1"
-    ).derive(secret.encode())
-    return Fernet(base64.urlsafe_b64encode(derived))
+    return fernet_for(secret, b"keyward shown-once values v1")
 
 
 def _session_hash(request: HttpRequest, *, create: bool) -> str | None:

@@ -9,7 +9,6 @@ algorithm, so a token can only verify with the algorithm its kid was created for
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import logging
 import threading
@@ -17,19 +16,18 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import lru_cache
 
 import orjson
 from cachetools import LRUCache, TTLCache, cached
 from cryptography.fernet import Fernet
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from joserfc import jws
 from joserfc.errors import JoseError, SecurityWarning
 from joserfc.jwk import ECKey, Key, OKPKey, RSAKey
+
+from base.crypto import fernet_for
 
 from .models import NEXT_KEY_PUBLISH_LEAD, SigningKey
 from .resource import is_access_token_type
@@ -51,12 +49,8 @@ warnings.filterwarnings("ignore", message="EdDSA is deprecated", category=Securi
 # --- Encryption at rest -------------------------------------------------------------------
 
 
-@lru_cache(maxsize=4)
 def _fernet(secret: str) -> Fernet:
-    derived = HKDF(
-        algorithm=hashes.SHA256(), length=32, salt=None, info=b"keyward signing keys v1"
-    ).derive(secret.encode())
-    return Fernet(base64.urlsafe_b64encode(derived))
+    return fernet_for(secret, b"keyward signing keys v1")
 
 
 def private_key_encrypt(pem: bytes) -> str:
