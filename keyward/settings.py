@@ -297,15 +297,22 @@ CELERY_BEAT_SCHEDULE: dict = {
     # Event store retention: drops raw-event day partitions past retention, creates the
     # next days' partitions, prunes old rollups. Hourly: each run is cheap and idempotent,
     # and a missed run is made up within the hour.
+    "apply-event-retention": {
+        "task": "analytics.tasks.apply_event_retention",
+        "schedule": crontab(minute=23),
+    },
     # Scope review: opens, refreshes and resolves findings over the scope-usage rollups.
     # Hourly: usage is counted per hour, so a finding cannot change faster than that.
     "scan-review-findings": {
         "task": "reviews.tasks.scan_review_findings",
         "schedule": crontab(minute=47),
     },
-    "apply-event-retention": {
-        "task": "analytics.tasks.apply_event_retention",
-        "schedule": crontab(minute=23),
+    # Review campaigns: applies the no-response policy to campaigns past their deadline
+    # (and starts the next of a recurring one), then mails the 7-day and 1-day reminders,
+    # each claimed once. Every 15 minutes: a deadline bites within a quarter hour.
+    "run-review-campaigns": {
+        "task": "reviews.tasks.run_review_campaigns",
+        "schedule": crontab(minute="*/15"),
     },
 }
 
