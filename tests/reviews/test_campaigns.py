@@ -15,10 +15,9 @@ from audit.services import Actor
 from clients import services as client_services
 from clients.models import ScopeGrant
 from reviews import campaigns, services
-from reviews.models import CampaignItem, GrantChange, ReviewCampaign
-from tests.conftest import make_user
+from reviews.models import GrantChange, ReviewCampaign
 
-from .conftest import days
+from .conftest import days, item, start
 
 pytestmark = pytest.mark.django_db
 
@@ -28,66 +27,8 @@ def _locmem_mail(settings):
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 
 
-@pytest.fixture
-def owner(db):
-    """A console user whose email is Checkout's owner address in other letter case."""
-    user = make_user("olivia-owner", "viewer")
-    user.email = "Checkout-Owner@Example.com"
-    user.save()
-    return user
-
-
-@pytest.fixture
-def fallback(db):
-    return make_user("fred-fallback", "operator")
-
-
-@pytest.fixture
-def world(clock, make_scope, make_client, admin_user, use, owner):
-    """Granted 100 days ago: Checkout (production) holds orders:read (used), orders:write
-    and payments:refund (sensitive); Stager (staging, owner not a console user) holds
-    orders:read (unused)."""
-    actor = Actor(label="admin", user=admin_user)
-    read = make_scope("orders:read", owning_team="commerce")
-    write = make_scope("orders:write", owning_team="commerce")
-    refund = make_scope("payments:refund", owning_team="payments", sensitive=True)
-    checkout, _ = make_client(
-        "Checkout", environment="production", owner_email="checkout-owner@example.com"
-    )
-    stager, _ = make_client("Stager", environment="staging", owner_email="ops@elsewhere.example")
-    for client, scope, reason in [
-        (checkout, read, "reads orders"),
-        (checkout, write, "TICKET-1"),
-        (checkout, refund, "refunds on request"),
-        (stager, read, "tests"),
-    ]:
-        client_services.scope_grant(actor=actor, client=client, scope=scope, reason=reason)
-    clock.shift(days(100))
-    use(checkout, "orders:read")
-    return {"checkout": checkout, "stager": stager}
-
-
-def start(fallback, *, selection="all", value="", policy="keep", recurrence="", deadline=None):
-    from django.utils import timezone
-
-    return campaigns.campaign_start(
-        actor=Actor.cli(),
-        name="Q1 access review",
-        selection=selection,
-        selection_value=value,
-        deadline=deadline or timezone.now() + days(14),
-        no_response_policy=policy,
-        recurrence=recurrence,
-        fallback_reviewer=fallback,
-    )
-
-
 def pairs(campaign) -> list[tuple[str, str]]:
     return list(campaign.items.values_list("client_name", "scope"))
-
-
-def item(campaign, client_name, scope) -> CampaignItem:
-    return campaign.items.get(client_name=client_name, scope=scope)
 
 
 def scopes_of(client) -> list[str]:
