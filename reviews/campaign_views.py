@@ -143,7 +143,7 @@ def campaign_decide(request: HttpRequest, pk) -> HttpResponse:
         names = ", ".join(f"{item.client_name} {item.scope}" for item in decided)
         messages.success(request, f"{verb}: {names}.")
     else:
-        messages.info(request, "Those grants were decided already; nothing changed.")
+        messages.info(request, "Nothing to decide: decided already, or removed elsewhere.")
     return redirect("reviews:campaign", pk=campaign.pk)
 
 

@@ -16,8 +16,8 @@ from dateutil.relativedelta import relativedelta
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Count, Q
-from django.db.models.functions import Lower
+from django.db.models import Count, Q, Value
+from django.db.models.functions import Coalesce, Lower
 from django.utils import timezone
 
 from audit.services import Actor, admin_action_record
@@ -427,7 +427,10 @@ def _send_reminders(now: datetime) -> int:
             status="open", deadline__gt=now, deadline__lte=now + lead, **{f"{field}__isnull": True}
         )
         for campaign in due:
-            claims = {name: now for name, _ in REMINDERS[index:]}
+            # The later reminders keep their own time when they went out already.
+            claims = {field: now} | {
+                name: Coalesce(name, Value(now)) for name, _ in REMINDERS[index + 1 :]
+            }
             with transaction.atomic():
                 claimed = ReviewCampaign.objects.filter(
                     pk=campaign.pk, **{f"{field}__isnull": True}

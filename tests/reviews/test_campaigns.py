@@ -283,9 +283,11 @@ class TestReminders:
             clock.shift(days(7) + timedelta(hours=1))  # 6 days 23 hours left
             assert campaigns.campaigns_run()["reminded"] == 1
             assert campaigns.campaigns_run()["reminded"] == 0
+            week = ReviewCampaign.objects.get().week_reminder_at
             clock.shift(days(6))  # 23 hours left
             assert campaigns.campaigns_run()["reminded"] == 1
             assert campaigns.campaigns_run()["reminded"] == 0
+            assert ReviewCampaign.objects.get().week_reminder_at == week
         reminders = [m for m in mail.outbox if m.subject.startswith("[Keyward] Reminder")]
         assert len(reminders) == 4  # two reviewers, twice
         assert {m.to[0] for m in reminders} == {owner.email, fallback.email}
