@@ -461,3 +461,14 @@ def pending_for(*, user: User, is_admin: bool):
         campaign__status="open", decision="", grant_gone_at__isnull=True
     )
     return items if is_admin else items.filter(reviewer=user)
+
+
+def campaigns_waiting_for(user: User) -> list[ReviewCampaign]:
+    """Open campaigns with items pending this user's decision, each with `waiting` (count)."""
+    pending = Q(items__decision="", items__grant_gone_at__isnull=True, items__reviewer=user)
+    return list(
+        ReviewCampaign.objects.filter(status="open")
+        .annotate(waiting=Count("items", filter=pending))
+        .filter(waiting__gt=0)
+        .order_by("deadline")
+    )

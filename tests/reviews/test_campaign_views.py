@@ -99,6 +99,17 @@ class TestList:
         assert "Q1 access review" in html and "3 to decide" in html
 
 
+class TestOverview:
+    def test_it_tells_a_reviewer_what_waits(self, campaign, owner_client, viewer_client):
+        html = owner_client.get(reverse("dashboard:overview")).content.decode()
+        assert "3 grants wait for your review in Q1 access review" in html
+        assert url("campaign", campaign) in html
+        assert (
+            "wait for your review"
+            not in viewer_client.get(reverse("dashboard:overview")).content.decode()
+        )
+
+
 class TestStart:
     def form(self, fallback, **changes) -> dict:
         return {
