@@ -4,11 +4,14 @@ several items, closing early (admin), and the report (printable HTML and CSV).""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from audit.services import Actor
@@ -51,6 +54,11 @@ def campaign_new(request: HttpRequest) -> HttpResponse:
         request.POST if request.method == "POST" else None,
         teams=selectors.scope_teams(),
         reviewers=campaigns.console_users(),
+        # Four weeks is a usual review window; the admin starting it is a safe fallback.
+        initial={
+            "deadline": timezone.now().date() + timedelta(days=28),
+            "fallback_reviewer": request.user.pk,
+        },
     )
     if request.method == "POST" and form.is_valid():
         try:

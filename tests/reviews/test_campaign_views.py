@@ -125,6 +125,7 @@ class TestStart:
     def test_the_form_lists_console_users_as_fallback(self, world, admin_client, fallback):
         html = admin_client.get(reverse("reviews:campaign_new")).content.decode()
         assert "fred-fallback" in html and 'name="form_token"' in html
+        assert 'value="2026-05-13"' in html  # four weeks after the world's today, 15 April
 
     def test_it_starts_a_campaign_and_audits(self, world, admin_client, fallback):
         response = admin_client.post(reverse("reviews:campaign_new"), self.form(fallback))
