@@ -351,3 +351,27 @@ class TestRecurrence:
         clock.shift(days(15))
         campaigns.campaigns_run()
         assert not ReviewCampaign.objects.filter(previous=campaign).exists()
+
+
+class TestCommand:
+    def run(self, *args) -> str:
+        from io import StringIO
+
+        from django.core.management import call_command
+
+        out = StringIO()
+        call_command("scope_review", "campaigns", *args, stdout=out)
+        return out.getvalue()
+
+    def test_it_lists_campaigns_with_their_pending_counts(self, world, fallback):
+        campaign = start(fallback)
+        lines = self.run().splitlines()
+        assert lines[0].startswith(f"{campaign.pk}\topen\t") and "4/4 pending" in lines[0]
+        assert lines[-1] == "1 campaign(s)"
+
+    def test_run_closes_what_is_due(self, world, fallback, clock):
+        campaign = start(fallback)
+        clock.shift(days(15))
+        output = self.run("--run")
+        assert output.startswith("closed 1, reminders sent 0")
+        assert f"{campaign.pk}\tclosed\t" in output and "0/4 pending" in output
