@@ -245,6 +245,16 @@ class TestDeadline:
         services.change_rollback(actor=Actor.cli(), change=change)
         assert scopes_of(world["checkout"]) == before
 
+    def test_a_grant_gone_before_the_deadline_is_marked_not_decided(self, world, fallback, clock):
+        campaign = start(fallback, policy="remove")
+        grant = ScopeGrant.objects.get(client=world["stager"])
+        client_services.scope_revoke(actor=Actor.cli(), client=world["stager"], scope=grant.scope)
+        clock.shift(days(15))
+        campaigns.campaigns_run()
+        gone = item(campaign, "Stager", "orders:read")
+        assert gone.grant_gone_at is not None and gone.decision == "" and gone.change is None
+        assert not GrantChange.objects.filter(client_name="Stager").exists()
+
     def test_running_twice_changes_nothing_more(self, world, fallback, clock):
         start(fallback, policy="remove")
         clock.shift(days(15))
