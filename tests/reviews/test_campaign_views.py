@@ -206,6 +206,9 @@ class TestDecide:
         )
         assert "Remove" in html and "by olivia-owner" in html and "/reviews/changes/" in html
         assert "<html" not in html
+        target.refresh_from_db()
+        change_page = owner_client.get(reverse("reviews:change", args=[target.change_id]))
+        assert "a remove decision in the review campaign" in change_page.content.decode()
 
     def test_htmx_gets_the_row_back_with_the_error(self, campaign, owner_client):
         target = item(campaign, "Checkout", "orders:write")
