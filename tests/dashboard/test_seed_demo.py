@@ -96,6 +96,19 @@ class TestSeedDemo:
         used = Finding.objects.filter(kind="unused_grant", scope="orders:write")
         assert not used.exists()
 
+    def test_it_shows_exercised_never_and_not_reported(self, db):
+        from reviews.selectors import client_grants_usage
+
+        seed()
+        labels = {}
+        for client in Client.objects.filter(name__in=["Checkout service", "Finance reports"]):
+            for usage in client_grants_usage(client):
+                shown = "exercised" if usage.last_exercised else usage.exercised_label
+                labels[(client.name, usage.grant.scope.name)] = shown
+        assert labels[("Checkout service", "orders:read")] == "exercised"
+        assert labels[("Checkout service", "inventory:read")] == "not reported"
+        assert labels[("Finance reports", "orders:read")] == "never"
+
     def test_it_prints_each_new_secret_once(self, db):
         output = seed()
         for client in Client.objects.all():
