@@ -511,12 +511,15 @@ def require_scopes(
     )
 
     def decorator(view):
-        validator = None  # Built on first request, so settings are read after startup.
+        # Built on first request, so settings are read after startup; then kept, so a
+        # request reads no setting.
+        validator = reporter = None
 
         @functools.wraps(view)
         def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-            nonlocal validator
+            nonlocal validator, reporter
             if validator is None:
+                reporter = usage_reporter() if scopes else None
                 validator = build_validator(**options)
             try:
                 claims = validator.validate(bearer_token(request))
@@ -527,8 +530,7 @@ def require_scopes(
             except BearerError as exc:
                 return exc.response(realm)
             request.access_token_claims = claims
-            reporter = usage_reporter()
-            if reporter is not None and scopes:
+            if reporter is not None:
                 reporter.record(claims.get("client_id"), scopes)
             return view(request, *args, **kwargs)
 
@@ -551,7 +553,8 @@ USAGE_REPORT_MAX_PENDING = 20 * USAGE_REPORT_MAX_ENTRIES
 class UsageReporter:
     """Counts checked (client_id, scope) pairs per hour and posts them in batches.
 
-    `record` is the hot path: one lock and a Counter update per required scope (~1 µs).
+    `record` is the hot path: one lock and a dict update per required scope (2.8 µs
+    measured on a machine at load 8 on 2 cores, where an empty `with lock:` took 0.7 µs).
     A daemon thread, started on first use in each process (so a forking server's workers
     each get one), sends a batch every `interval` seconds, or at once when `max_entries`
     keys are waiting. A failed send is logged and its batch dropped: the report is evidence
@@ -579,19 +582,30 @@ class UsageReporter:
         self._lock = threading.Lock()
         self._send_lock = threading.Lock()
         self._wake = threading.Event()
-        self._pid: int | None = None
+        self._started = False
+        # A forked child (a pre-forking server's worker) has no sending thread, and may
+        # have inherited a lock held at the fork: it starts afresh.
+        os.register_at_fork(after_in_child=self._forked)
+
+    def _forked(self) -> None:
+        self._counts = Counter()
+        self._lock = threading.Lock()
+        self._send_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._started = False
 
     def record(self, client_id, scopes: Iterable[str]) -> None:
         if not isinstance(client_id, str) or not client_id:
             return
         hour = int(clock() // 3600 * 3600)
         with self._lock:
-            if self._pid != os.getpid():
+            if not self._started:
                 self._start()
             for scope in scopes:
                 key = (hour, client_id, scope)
-                if key in self._counts or len(self._counts) < self.max_pending:
-                    self._counts[key] += 1
+                counts = self._counts
+                if key in counts or len(counts) < self.max_pending:
+                    counts[key] = counts.get(key, 0) + 1
                 else:
                     self.dropped += 1
             full = len(self._counts) >= self.max_entries
@@ -600,7 +614,7 @@ class UsageReporter:
 
     def _start(self) -> None:
         """The sending thread of this process (called under the lock)."""
-        self._pid = os.getpid()
+        self._started = True
         thread = threading.Thread(target=self._run, name="keyward-usage-report", daemon=True)
         thread.start()
 
@@ -611,7 +625,8 @@ class UsageReporter:
             self.flush()
 
     def flush(self) -> bool:
-        """Send what has been counted; False if it could not be (then it is dropped)."""
+        """Send what has been counted, in batches of max_entries; False if a batch could not
+        be sent (then it and the rest are dropped: the issuer is unreachable or refusing)."""
         with self._send_lock:
             with self._lock:
                 counts, self._counts = self._counts, Counter()
@@ -620,11 +635,19 @@ class UsageReporter:
                 logger.warning("resource kit: usage report over its limit, %d dropped", dropped)
             items = list(counts.items())
             for start in range(0, len(items), self.max_entries):
-                if not self._send(items[start : start + self.max_entries]):
+                try:
+                    self._send(items[start : start + self.max_entries])
+                except (OSError, ValueError) as exc:
+                    # Never the token: HTTPError's text is the status line only.
+                    logger.warning(
+                        "resource kit: usage report of %d entries dropped (%s)",
+                        len(items) - start,
+                        exc,
+                    )
                     return False
             return True
 
-    def _send(self, batch: list) -> bool:
+    def _send(self, batch: list) -> None:
         body = {
             "batch_id": str(uuid.uuid4()),
             "entries": [
@@ -634,20 +657,11 @@ class UsageReporter:
         }
         if self.resource:
             body["resource"] = self.resource
-        try:
-            _http(
-                self.url,
-                data=json.dumps(body).encode(),
-                headers={
-                    "Authorization": f"Bearer {self.token}",
-                    "Content-Type": "application/json",
-                },
-            )
-        except (OSError, ValueError) as exc:
-            # Never the token: HTTPError's text is the status line only.
-            logger.warning("resource kit: usage report of %d entries dropped (%s)", len(batch), exc)
-            return False
-        return True
+        _http(
+            self.url,
+            data=json.dumps(body).encode(),
+            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
+        )
 
 
 _reporter: tuple[tuple, UsageReporter] | None = None
