@@ -365,6 +365,10 @@ KEYWARD_INGEST_MAX_BYTES = int(os.environ.get("KEYWARD_INGEST_MAX_BYTES", str(10
 KEYWARD_INGEST_MAX_DECOMPRESSED_BYTES = int(
     os.environ.get("KEYWARD_INGEST_MAX_DECOMPRESSED_BYTES", str(100 * 1024 * 1024))
 )
+# Usage reports of resource servers (POST /analytics/api/usage): the largest body (413 above).
+KEYWARD_USAGE_REPORT_MAX_BYTES = int(
+    os.environ.get("KEYWARD_USAGE_REPORT_MAX_BYTES", str(1024 * 1024))
+)
 
 # Token service.
 KEYWARD_TRUSTED_PROXIES = env_list("KEYWARD_TRUSTED_PROXIES", [])

@@ -55,6 +55,7 @@ MUTATING_POSTS = {
     "clients:delete": ({"client_id"}, {"confirm_name": "Billing"}),
     "clients:scope_add": ({"client_id"}, {"scope": "spare:read"}),
     "clients:scope_remove": ({"client_id", "scope_name"}, {}),
+    "clients:scope_reason": ({"client_id", "scope_name"}, {"reason": "Nightly invoice export"}),
     "clients:scope_create": ({}, {"name": "fresh:read"}),
     "clients:scope_edit": ({"name"}, {"description": "changed"}),
     "clients:scope_delete": ({"name"}, {}),

@@ -108,6 +108,19 @@ class TestSeedDemo:
         seed()
         assert ReviewCampaign.objects.count() == 1
 
+    def test_it_shows_exercised_never_and_not_reported(self, db):
+        from reviews.selectors import client_grants_usage
+
+        seed()
+        labels = {}
+        for client in Client.objects.filter(name__in=["Checkout service", "Finance reports"]):
+            for usage in client_grants_usage(client):
+                shown = "exercised" if usage.last_exercised else usage.exercised_label
+                labels[(client.name, usage.grant.scope.name)] = shown
+        assert labels[("Checkout service", "orders:read")] == "exercised"
+        assert labels[("Checkout service", "inventory:read")] == "not reported"
+        assert labels[("Finance reports", "orders:read")] == "never"
+
     def test_it_prints_each_new_secret_once(self, db):
         output = seed()
         for client in Client.objects.all():

@@ -61,6 +61,11 @@ DEMO_CAMPAIGN = {
         ("Refund worker", "payments:refund", "Issuing refunds is this worker's whole job."),
     ),
 }
+# Resource servers that report what they checked: an API gateway introspects the checkout
+# service's tokens, so those grants show "last exercised"; orders:read held by others shows
+# "never", and scopes no resource server reports show "not reported".
+DEMO_GATEWAY = "demo-orders-gateway"
+DEMO_EXERCISED = {"Checkout service": "orders:read orders:write"}
 DEMO_CLIENTS = (
     # name, environment, owner, scopes, description
     (
@@ -198,6 +203,10 @@ class Command(BaseCommand):
                 used = " ".join(s for s in scopes if rng.random() < 0.7) or scopes[0]
                 at = now - timedelta(days=rng.uniform(0, 21))
                 records.append(_demo_event(client, used, source, at))
+            exercised = DEMO_EXERCISED.get(client.name, "")
+            for _ in range(20 if exercised else 0):
+                at = now - timedelta(days=rng.uniform(0, 7))
+                records.append(_demo_introspection(client, exercised, at))
         if records:
             token_events_write(records)
             self.stdout.write(f"  {len(records)} demo token requests recorded")
@@ -287,6 +296,23 @@ class Command(BaseCommand):
         self.stdout.write(
             f'  curl -H "Authorization: Bearer $TOKEN" {issuer}/api/protected-resource/online'
         )
+
+
+def _demo_introspection(client: Client, scopes: str, at) -> TokenEventRecord:
+    """The demo gateway introspected an active token of `client`."""
+    return TokenEventRecord(
+        id=uuid.uuid4().hex,
+        occurred_at=at.timestamp(),
+        endpoint="introspect",
+        client_id=DEMO_GATEWAY,
+        client_known=True,
+        outcome="success",
+        reason="ok",
+        source_ip="192.0.2.20",
+        status_code=200,
+        scopes_granted=scopes,
+        subject_client_id=client.client_id,
+    )
 
 
 def _demo_event(client: Client, scopes: str, source: str, at) -> TokenEventRecord:
