@@ -27,12 +27,14 @@ from audit.events import Endpoint, Outcome, TokenEventRecord
 from .models import (
     SCOPE_MAX_LENGTH,
     NetworkFailureHour,
+    ScopeExerciseHour,
     ScopeUsageHour,
     SourceNetwork,
     TrafficHour,
     TrafficMinute,
 )
 
+INTROSPECTION = ScopeExerciseHour.Via.INTROSPECTION.value
 # IPv4 /24, IPv6 /48: what one site or one customer network usually holds.
 IPV4_PREFIX = 24
 IPV6_PREFIX = 48
@@ -49,6 +51,8 @@ class Rollups:
     failing_networks: Counter = field(default_factory=Counter)
     # (hour, client_id, source, scope) -> [requested, issued]
     scopes: dict = field(default_factory=dict)
+    # (hour, client_id, scope, via, reporter) -> count
+    exercises: Counter = field(default_factory=Counter)
 
 
 @lru_cache(maxsize=65_536)
@@ -81,6 +85,7 @@ def rollups_of(records: list[TokenEventRecord]) -> Rollups:
             r.source_ip,
             r.scopes_requested,
             r.scopes_granted,
+            r.subject_client_id,
         )
         shapes[shape] = shapes.get(shape, 0) + 1
         if r.source_ip:
@@ -103,7 +108,7 @@ def rollups_of(records: list[TokenEventRecord]) -> Rollups:
 
 
 def _shape_add(rollups: Rollups, shape: tuple, n: int) -> None:
-    minute, client_id, endpoint, outcome, reason, source, ip, requested, granted = shape
+    minute, client_id, endpoint, outcome, reason, source, ip, requested, granted, subject = shape
     hour = minute // 3600 * 3600
     who = (client_id, endpoint, outcome, reason, source)
     rollups.minute[(minute, *who)] += n
@@ -116,6 +121,8 @@ def _shape_add(rollups: Rollups, shape: tuple, n: int) -> None:
         seen[3] += n if failed else 0
         if failed:
             rollups.failing_networks[(hour, source, network)] += n
+    if endpoint == Endpoint.INTROSPECT:
+        _exercise_add(rollups, hour, subject, granted, client_id, outcome, n)
     if endpoint != Endpoint.TOKEN:
         return
     # Without a scope parameter, a token issued counts as requesting all it carried.
@@ -126,6 +133,16 @@ def _shape_add(rollups: Rollups, shape: tuple, n: int) -> None:
     for scope in issued:
         key = (hour, client_id, source, scope[:SCOPE_MAX_LENGTH])
         rollups.scopes.setdefault(key, [0, 0])[1] += n
+
+
+def _exercise_add(rollups, hour, subject, granted, caller, outcome, n) -> None:
+    """An answered introspection of an active token: each of its scopes was exercised by
+    the token's client, as seen by the caller (the resource server)."""
+    if outcome != Outcome.SUCCESS or not subject:
+        return
+    for scope in _scope_list(granted):
+        key = (hour, subject, scope[:SCOPE_MAX_LENGTH], INTROSPECTION, caller)
+        rollups.exercises[key] += n
 
 
 def _scope_list(scopes: str) -> list[str]:
@@ -155,7 +172,14 @@ def _rows(rollups: Rollups) -> dict:
             (_moment(k[0]), *k[1:], requested, issued)
             for k, (requested, issued) in sorted(rollups.scopes.items())
         ],
+        ScopeExerciseHour: exercise_rows(rollups.exercises),
     }
+
+
+def exercise_rows(counts: Counter) -> list[tuple]:
+    """ScopeExerciseHour upsert rows of (hour epoch, client_id, scope, via, reporter) ->
+    count, sorted by key (the usage-report endpoint writes them too)."""
+    return [(_moment(k[0]), *k[1:], n) for k, n in sorted(counts.items())]
 
 
 # Per model: (key columns, value columns, the SET clause merging a conflicting row).
@@ -179,13 +203,18 @@ _UPSERTS = {
         ("requested", "issued"),
         "requested = {t}.requested + excluded.requested, issued = {t}.issued + excluded.issued",
     ),
+    ScopeExerciseHour: (ScopeExerciseHour.KEY, ("count",), "count = {t}.count + excluded.count"),
 }
 
 
 def rollups_write(rollups: Rollups) -> None:
     """Add one batch's counts to the rollup tables, one upsert per key. Call inside the
     transaction that inserted the batch's raw rows."""
-    rows = _rows(rollups)
+    rows_write(_rows(rollups))
+
+
+def rows_write(rows: dict) -> None:
+    """Upsert rollup rows ({model: rows sorted by key}): added to what is there."""
     if connection.vendor == "postgresql":
         _write_sql(rows)
     else:
@@ -303,16 +332,32 @@ _REBUILD = [
         requested = analytics_scopeusagehour.requested + excluded.requested,
         issued = analytics_scopeusagehour.issued + excluded.issued
     """,  # noqa: S608
+    f"""
+    INSERT INTO analytics_scopeexercisehour (bucket, client_id, scope, via, reporter, count)
+    SELECT date_trunc('hour', e.occurred_at), e.subject_client_id,
+           left(g.scope, {SCOPE_MAX_LENGTH}), 'introspection', e.client_id, count(*)
+    FROM {{raw}} e, unnest(string_to_array(e.scopes_granted, ' ')) AS g(scope)
+    WHERE e.endpoint = 'introspect' AND e.outcome = 'success' AND e.subject_client_id <> ''
+      AND g.scope <> '' AND {_IN_RANGE}
+    GROUP BY 1, 2, 3, 4, 5
+    ON CONFLICT (bucket, client_id, scope, via, reporter)
+    DO UPDATE SET count = analytics_scopeexercisehour.count + excluded.count
+    """,  # noqa: S608
 ]
 
 
 def rollups_rebuild_sql(
-    *, start: datetime, end: datetime, table: str = "analytics_tokenevent"
+    *,
+    start: datetime,
+    end: datetime,
+    table: str = "analytics_tokenevent",
+    exercise: bool = True,
 ) -> None:
     """Add the raw events in [start, end) to the rollups, computed by the database (INSERT …
     SELECT … GROUP BY): for rows that were loaded without the store (the seeding command's
     COPY, the migration that introduced rollups). PostgreSQL only. Adds: run it once per
-    range of rows. `table`: where the raw rows are (the seeding command's staging table)."""
+    range of rows. `table`: where the raw rows are (the seeding command's staging table).
+    `exercise=False` leaves out ScopeExerciseHour (a migration before the one adding it)."""
     params = {"start": start, "end": end}
     with connection.cursor() as cursor:
         for unit, rollup in (
@@ -320,21 +365,22 @@ def rollups_rebuild_sql(
             ("hour", "analytics_traffichour"),
         ):
             cursor.execute(_REBUILD[0].format(table=rollup, unit=unit, raw=table), params)
-        for statement in _REBUILD[1:]:
+        for statement in _REBUILD[1:] if exercise else _REBUILD[1:-1]:
             cursor.execute(statement.format(raw=table), params)
 
 
-def rollups_rebuild(*, start: datetime, end: datetime) -> None:
+def rollups_rebuild(*, start: datetime, end: datetime, exercise: bool = True) -> None:
     """rollups_rebuild_sql on PostgreSQL; elsewhere (SQLite) the raw rows are read back and
     counted like a batch."""
     if connection.vendor == "postgresql":
-        rollups_rebuild_sql(start=start, end=end)
+        rollups_rebuild_sql(start=start, end=end, exercise=exercise)
         return
     from .models import TokenEvent
 
     fields = ("occurred_at", "client_id", "endpoint", "outcome", "reason", "source")
+    subject = ("subject_client_id",) if exercise else ()
     rows = TokenEvent.objects.filter(occurred_at__gte=start, occurred_at__lt=end).values_list(
-        *fields, "source_ip", "scopes_requested", "scopes_granted"
+        *fields, "source_ip", "scopes_requested", "scopes_granted", *subject
     )
     records = [
         TokenEventRecord(
@@ -344,8 +390,12 @@ def rollups_rebuild(*, start: datetime, end: datetime) -> None:
             source_ip=row[6],
             scopes_requested=row[7],
             scopes_granted=row[8],
+            subject_client_id=row[9] if exercise else "",
             status_code=0,
         )
         for row in rows.iterator(chunk_size=2000)
     ]
-    rollups_write(rollups_of(records))
+    rollups = rollups_of(records)
+    if not exercise:
+        rollups.exercises.clear()
+    rollups_write(rollups)

@@ -297,15 +297,22 @@ CELERY_BEAT_SCHEDULE: dict = {
     # Event store retention: drops raw-event day partitions past retention, creates the
     # next days' partitions, prunes old rollups. Hourly: each run is cheap and idempotent,
     # and a missed run is made up within the hour.
+    "apply-event-retention": {
+        "task": "analytics.tasks.apply_event_retention",
+        "schedule": crontab(minute=23),
+    },
     # Scope review: opens, refreshes and resolves findings over the scope-usage rollups.
     # Hourly: usage is counted per hour, so a finding cannot change faster than that.
     "scan-review-findings": {
         "task": "reviews.tasks.scan_review_findings",
         "schedule": crontab(minute=47),
     },
-    "apply-event-retention": {
-        "task": "analytics.tasks.apply_event_retention",
-        "schedule": crontab(minute=23),
+    # Review campaigns: applies the no-response policy to campaigns past their deadline
+    # (and starts the next of a recurring one), then mails the 7-day and 1-day reminders,
+    # each claimed once. Every 15 minutes: a deadline bites within a quarter hour.
+    "run-review-campaigns": {
+        "task": "reviews.tasks.run_review_campaigns",
+        "schedule": crontab(minute="*/15"),
     },
 }
 
@@ -357,6 +364,10 @@ KEYWARD_ALERT_THROTTLE_SECONDS = int(os.environ.get("KEYWARD_ALERT_THROTTLE_SECO
 KEYWARD_INGEST_MAX_BYTES = int(os.environ.get("KEYWARD_INGEST_MAX_BYTES", str(10 * 1024 * 1024)))
 KEYWARD_INGEST_MAX_DECOMPRESSED_BYTES = int(
     os.environ.get("KEYWARD_INGEST_MAX_DECOMPRESSED_BYTES", str(100 * 1024 * 1024))
+)
+# Usage reports of resource servers (POST /analytics/api/usage): the largest body (413 above).
+KEYWARD_USAGE_REPORT_MAX_BYTES = int(
+    os.environ.get("KEYWARD_USAGE_REPORT_MAX_BYTES", str(1024 * 1024))
 )
 
 # Token service.

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from analytics.models import (
     NetworkFailureHour,
+    ScopeExerciseHour,
     ScopeUsageHour,
     SourceNetwork,
     TokenEvent,
@@ -35,7 +36,14 @@ from audit.events import TokenEventRecord
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-ROLLUPS = (TrafficMinute, TrafficHour, SourceNetwork, NetworkFailureHour, ScopeUsageHour)
+ROLLUPS = (
+    TrafficMinute,
+    TrafficHour,
+    SourceNetwork,
+    NetworkFailureHour,
+    ScopeUsageHour,
+    ScopeExerciseHour,
+)
 NOW = time.time()
 OUTCOMES = [
     ("success", "ok", 200),
@@ -73,6 +81,9 @@ def events(draw) -> TokenEventRecord:
         scopes_granted=granted,
         status_code=status,
         source=draw(st.sampled_from(["keyward", "keycloak", "okta"])),
+        # Set on introspection answers; drawn for every endpoint, which only introspection
+        # may count.
+        subject_client_id=draw(st.sampled_from(["", "billing", "reports"])),
     )
 
 
@@ -96,6 +107,7 @@ def recount() -> dict:
     minute, hour, failing = Counter(), Counter(), Counter()
     networks: dict = {}
     scopes: Counter = Counter()
+    exercises: Counter = Counter()
     for e in TokenEvent.objects.all():
         who = (e.client_id, e.endpoint, e.outcome, e.reason, e.source)
         minute[(_floor(e.occurred_at, 60), *who)] += 1
@@ -112,6 +124,9 @@ def recount() -> dict:
             )
             if e.outcome == "failure":
                 failing[(at_hour, e.source, _network(e.source_ip))] += 1
+        if e.endpoint == "introspect" and e.outcome == "success" and e.subject_client_id:
+            for scope in [s for s in e.scopes_granted.split(" ") if s]:
+                exercises[(at_hour, e.subject_client_id, scope, "introspection", e.client_id)] += 1
         if e.endpoint == "token":
             # Space-separated (RFC 6749 §3.3); doubled spaces make no scope.
             issued = [s for s in e.scopes_granted.split(" ") if s] if e.outcome == "success" else []
@@ -128,6 +143,7 @@ def recount() -> dict:
         "networks": networks,
         "failing": dict(failing),
         "scopes": {k: (v["requested"], v["issued"]) for k, v in scope_rows.items()},
+        "exercises": dict(exercises),
     }
 
 
@@ -150,6 +166,12 @@ def stored() -> dict:
             r[:4]: r[4:]
             for r in ScopeUsageHour.objects.values_list(
                 "bucket", "client_id", "source", "scope", "requested", "issued"
+            )
+        },
+        "exercises": {
+            r[:5]: r[5]
+            for r in ScopeExerciseHour.objects.values_list(
+                "bucket", "client_id", "scope", "via", "reporter", "count"
             )
         },
     }
