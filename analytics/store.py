@@ -14,7 +14,10 @@ transaction of its own, any day partition the batch needs and lacks):
    of the ids not stored yet. Ids already stored are skipped, so a batch written twice is
    stored once.
 2. Add the inserted rows (only those: duplicates are not counted twice) to the rollups
-   (analytics/rollups.py): counted in memory, then one upsert per key.
+   (analytics/rollups.py), one upsert per key. PostgreSQL: the rows not inserted are
+   deleted from the temporary table and the database counts what is left with the
+   rollups' own rebuild statements (INSERT … SELECT … GROUP BY … ON CONFLICT DO UPDATE),
+   so the drain and a rebuild are one code path; other databases: counted in memory.
 3. Move last_used of secrets and clients forward (Keyward's own successful events only).
 """
 
@@ -35,7 +38,7 @@ from clients.models import Client, ClientSecret
 
 from .models import TokenEvent
 from .partitions import PARTITION_LOCK, day_start, partitions_create, partitions_existing
-from .rollups import rollups_of, rollups_write
+from .rollups import rollups_of, rollups_rebuild_sql, rollups_write
 from .signals import events_stored
 
 logger = logging.getLogger(__name__)
@@ -132,16 +135,17 @@ def _store(records: list[TokenEventRecord]) -> StoreCounts:
             too_new,
         )
     unique = list({record.id: record for record in kept}.values())
-    inserted = []
+    inserted = 0
     if unique and connection.vendor == "postgresql":
         inserted = _records_copy(unique)
     elif unique:
-        inserted = _records_bulk_create(unique)
+        new = _records_bulk_create(unique)
         _last_used_update_orm(unique)
-    rollups_write(rollups_of(inserted))
+        rollups_write(rollups_of(new))
+        inserted = len(new)
     return StoreCounts(
-        inserted=len(inserted),
-        duplicates=len(kept) - len(inserted),
+        inserted=inserted,
+        duplicates=len(kept) - inserted,
         too_old=too_old,
         too_new=too_new,
     )
@@ -173,9 +177,14 @@ _STAGE_TABLE = "keyward_token_event_batch"
 _COLUMN_LIST = ", ".join(COLUMNS)
 
 
-def _records_copy(records: list[TokenEventRecord]) -> list[TokenEventRecord]:
-    """COPY into a temporary table, then insert what is not there yet; returns the records
-    inserted (RETURNING their ids), the only ones the rollups may count."""
+# Wider than any event's time: the rebuild statements take a range, the batch is all of it.
+_ALL_TIME = (datetime(1970, 1, 1, tzinfo=UTC), datetime(9999, 1, 1, tzinfo=UTC))
+
+
+def _records_copy(records: list[TokenEventRecord]) -> int:
+    """COPY into a temporary table, insert what is not there yet, and add the inserted rows
+    (RETURNING their ids: the only ones the rollups may count) to the rollups; returns how
+    many were inserted."""
     table = TokenEvent._meta.db_table
     with connection.cursor() as cursor:
         # Dropped below, not only ON COMMIT: a caller's transaction may store twice.
@@ -190,10 +199,16 @@ def _records_copy(records: list[TokenEventRecord]) -> list[TokenEventRecord]:
             f"SELECT {_COLUMN_LIST} FROM {_STAGE_TABLE} "
             "ON CONFLICT (occurred_at, id) DO NOTHING RETURNING id"
         )
-        inserted = {row[0].hex for row in cursor.fetchall()}
+        inserted = [row[0] for row in cursor.fetchall()]
         _last_used_update_sql(cursor)
+        if len(inserted) < len(records):
+            cursor.execute(
+                f"DELETE FROM {_STAGE_TABLE} WHERE NOT (id = ANY(%s))",  # noqa: S608
+                [inserted],
+            )
+        rollups_rebuild_sql(start=_ALL_TIME[0], end=_ALL_TIME[1], table=_STAGE_TABLE)
         cursor.execute(f"DROP TABLE {_STAGE_TABLE}")
-    return [record for record in records if record.id in inserted]
+    return len(inserted)
 
 
 def _last_used_update_sql(cursor) -> None:
