@@ -407,6 +407,7 @@ def rollups_rebuild_sql(
     end: datetime,
     table: str = "analytics_tokenevent",
     rollups: tuple[str, ...] = ROLLUP_TABLES,
+    upsert: bool = True,
 ) -> None:
     """Add the raw events in [start, end) to the rollups, computed by the database (INSERT …
     SELECT … GROUP BY … ON CONFLICT DO UPDATE, keys in sorted order). PostgreSQL only.
@@ -415,12 +416,16 @@ def rollups_rebuild_sql(
     The store runs it on each batch's inserted rows (its temporary table), the seeding
     command on each day it loads, and migrations on the events already stored. `table`:
     where the raw rows are; `rollups`: the rollup tables to write (a migration writes only
-    those that existed at its point in history).
+    those that existed at its point in history). `upsert=False`: plain INSERTs into the
+    bucketed tables, for a bulk load into empty tables without their unique keys (the
+    seeding command); SourceNetwork, which has no bucket, is always upserted.
     """
     params = {"start": start, "end": end}
     with connection.cursor() as cursor:
         for rollup in rollups:
             statement, unit = _STATEMENTS[rollup]
+            if not upsert and rollup != "analytics_sourcenetwork":
+                statement = statement.split("ON CONFLICT")[0]
             cursor.execute(statement.format(table=rollup, unit=unit, raw=table), params)
 
 

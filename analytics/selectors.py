@@ -1,11 +1,20 @@
 """Reads for the charts and dashboards, all from rollups: their cost follows the number of
 buckets and keys in the range, not the number of raw events.
 
-Which rollup: ranges up to MINUTE_RANGE (48 h) read the per-minute table and are exact to
-the minute; longer ones read the per-hour table, with start and end floored to the hour.
-`traffic_series` chooses by its step instead (under an hour: minutes). Per-minute rollups
-are kept as long as raw events (KEYWARD_EVENT_RETENTION_DAYS), hourly ones for
-KEYWARD_ROLLUP_RETENTION_DAYS.
+Which unit: ranges up to MINUTE_RANGE (48 h) are exact to the minute; longer ones have
+start and end floored to the hour. `traffic_series` chooses by its step instead (under an
+hour: minutes). Per-minute rollups are kept as long as raw events
+(KEYWARD_EVENT_RETENTION_DAYS), the others for KEYWARD_ROLLUP_RETENTION_DAYS.
+
+Which table: reads of one client, or split by client, need the client dimension
+(TrafficMinute, TrafficHour); reads over every client together use the totals
+(TrafficMinuteTotal, TrafficHourTotal), a few dozen rows per bucket whatever the number of
+clients. The overview's per-client lists (client_totals, unknown_client_ids) cover their
+range with the coarsest buckets that fit (`_cover`): minutes up to the first whole hour,
+hours up to the first whole day, then ClientDay's days (one row per client and day), and
+back down at the end. A range that ends after now reads the day it ends in whole: no event
+has happened after now (events up to a day ahead, from a skewed clock, are accepted by the
+store and would be counted one refresh early).
 """
 
 from __future__ import annotations
@@ -14,20 +23,27 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db.models import Max, Q, QuerySet, Sum
+from django.utils import timezone
 
 from audit.events import Outcome, Reason
 
 from .models import (
+    ClientDay,
     NetworkFailureHour,
     ScopeUsageHour,
     SourceNetwork,
     TrafficHour,
+    TrafficHourTotal,
     TrafficMinute,
+    TrafficMinuteTotal,
 )
 
 MINUTE = timedelta(minutes=1)
 HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
 MINUTE_RANGE = timedelta(hours=48)
+# Per unit: the table with the client dimension, the one with every client together.
+_TABLES = {MINUTE: (TrafficMinute, TrafficMinuteTotal), HOUR: (TrafficHour, TrafficHourTotal)}
 
 _SUCCESSES = Sum("count", filter=Q(outcome=Outcome.SUCCESS), default=0)
 _FAILURES = Sum("count", filter=Q(outcome=Outcome.FAILURE), default=0)
@@ -74,13 +90,43 @@ def _floor(moment: datetime, unit: timedelta) -> datetime:
     return datetime.fromtimestamp(moment.timestamp() // seconds * seconds, tz=moment.tzinfo)
 
 
+def _ceil(moment: datetime, unit: timedelta) -> datetime:
+    floor = _floor(moment, unit)
+    return floor if floor == moment else floor + unit
+
+
 def _traffic(start: datetime, end: datetime, **filters) -> QuerySet:
-    """The traffic rollup rows in [start, end), optional filters with None meaning any."""
-    unit, model = (MINUTE, TrafficMinute) if end - start <= MINUTE_RANGE else (HOUR, TrafficHour)
+    """The traffic rollup rows in [start, end), optional filters with None meaning any;
+    the totals table unless a client_id is given."""
+    unit = MINUTE if end - start <= MINUTE_RANGE else HOUR
     wanted = {name: value for name, value in filters.items() if value is not None}
+    model = _TABLES[unit][0 if "client_id" in wanted else 1]
     return model.objects.filter(
         bucket__gte=_floor(start, unit), bucket__lt=_floor(end, unit), **wanted
     )
+
+
+def _cover(start: datetime, end: datetime) -> list[tuple[timedelta, datetime, datetime]]:
+    """[start, end) (floored as `_traffic` floors) as (unit, lo, hi) pieces, each a whole
+    number of its unit's buckets, the coarsest that fit (the module's docstring)."""
+    unit = MINUTE if end - start <= MINUTE_RANGE else HOUR
+    lo, hi = _floor(start, unit), _floor(end, unit)
+    if hi >= timezone.now():
+        hi = _ceil(hi, DAY)
+    return _pieces(lo, hi, (DAY, HOUR, MINUTE))
+
+
+def _pieces(lo: datetime, hi: datetime, units: tuple) -> list:
+    if lo >= hi:
+        return []
+    unit, *finer = units
+    if not finer:
+        return [(unit, lo, hi)]
+    first, last = _ceil(lo, unit), _floor(hi, unit)
+    if first >= last:
+        return _pieces(lo, hi, tuple(finer))
+    finer = tuple(finer)
+    return [*_pieces(lo, first, finer), (unit, first, last), *_pieces(last, hi, finer)]
 
 
 def traffic_series(
@@ -94,7 +140,8 @@ def traffic_series(
     """Successes and failures per step from `start` to `end`, zeros included: one point per
     step, the first at `start` floored to the rollup's unit. A step under an hour reads the
     per-minute rollup (a step under a minute counts as a minute), else the hourly one."""
-    unit, model = (MINUTE, TrafficMinute) if step < HOUR else (HOUR, TrafficHour)
+    unit = MINUTE if step < HOUR else HOUR
+    model = _TABLES[unit][1 if client_id is None else 0]
     step = max(step, unit)
     first = _floor(start, unit)
     wanted = {k: v for k, v in {"client_id": client_id, "source": source}.items() if v is not None}
@@ -142,14 +189,8 @@ def top_clients(
     by client_id as presented (unknown ones included)."""
     if by not in ("requests", "failures"):
         raise ValueError(f"by must be requests or failures, not {by!r}")
-    rows = (
-        _traffic(start, end, source=source)
-        .values("client_id")
-        .annotate(requests=Sum("count"), failures=_FAILURES)
-        .filter(**({"failures__gt": 0} if by == "failures" else {}))
-        .order_by(f"-{by}", "client_id")[:limit]
-    )
-    return [ClientTraffic(r["client_id"], r["requests"], r["failures"]) for r in rows]
+    rows = [c for c in client_totals(start=start, end=end, source=source) if getattr(c, by)]
+    return sorted(rows, key=lambda c: (-getattr(c, by), c.client_id))[:limit]
 
 
 def top_failing_networks(
@@ -169,14 +210,28 @@ def top_failing_networks(
 def unknown_client_ids(
     *, start: datetime, end: datetime, limit: int = 10, source: str | None = None
 ) -> list[UnknownClient]:
-    """client_ids that were tried but name no client, most attempts first."""
-    rows = (
-        _traffic(start, end, source=source, reason=Reason.UNKNOWN_CLIENT)
-        .values("client_id", "source")
-        .annotate(n=Sum("count"), last=Max("bucket"))
-        .order_by("-n", "client_id")[:limit]
-    )
-    return [UnknownClient(r["client_id"], r["source"], r["n"], r["last"]) for r in rows]
+    """client_ids that were tried but name no client, most attempts first. `last_seen`: the
+    last attempt's time where whole days were read, else the start of its minute or hour."""
+    found: dict[tuple[str, str], list] = {}
+    for unit, lo, hi in _cover(start, end):
+        if unit == DAY:
+            rows = ClientDay.objects.filter(unknown__gt=0).annotate(
+                n=Sum("unknown"), last=Max("last_seen")
+            )
+        else:
+            rows = _TABLES[unit][0].objects.filter(reason=Reason.UNKNOWN_CLIENT)
+            rows = rows.annotate(n=Sum("count"), last=Max("bucket"))
+        rows = rows.filter(bucket__gte=lo, bucket__lt=hi, **_source(source))
+        for row in rows.values("client_id", "source", "n", "last").order_by():
+            seen = found.setdefault((row["client_id"], row["source"]), [0, row["last"]])
+            seen[0] += row["n"]
+            seen[1] = max(seen[1], row["last"])
+    ranked = sorted(found.items(), key=lambda item: (-item[1][0], item[0]))
+    return [UnknownClient(c, s, n, last) for (c, s), (n, last) in ranked[:limit]]
+
+
+def _source(source: str | None) -> dict:
+    return {} if source is None else {"source": source}
 
 
 def client_networks(*, client_id: str, limit: int = 50) -> list[SourceNetwork]:
@@ -239,12 +294,20 @@ def traffic_breakdown(
 def client_totals(
     *, start: datetime, end: datetime, source: str | None = None
 ) -> list[ClientTraffic]:
-    """Requests and failures of every client_id in [start, end), in no order: one read of
-    the rollup for both top lists (top_clients reads it once per list)."""
-    rows = (
-        _traffic(start, end, source=source)
-        .values("client_id")
-        .annotate(requests=Sum("count"), failures=_FAILURES)
-        .order_by()
-    )
-    return [ClientTraffic(r["client_id"], r["requests"], r["failures"]) for r in rows]
+    """Requests and failures of every client_id in [start, end), in no order: one read per
+    piece of the range (`_cover`) for both top lists."""
+    totals: dict[str, list[int]] = {}
+    for unit, lo, hi in _cover(start, end):
+        if unit == DAY:
+            rows = ClientDay.objects.values("client_id").annotate(
+                n=Sum("requests"), failed=Sum("failures")
+            )
+        else:
+            rows = _TABLES[unit][0].objects.values("client_id")
+            rows = rows.annotate(n=Sum("count"), failed=_FAILURES)
+        rows = rows.filter(bucket__gte=lo, bucket__lt=hi, **_source(source)).order_by()
+        for client_id, n, failed in rows.values_list("client_id", "n", "failed"):
+            counts = totals.setdefault(client_id, [0, 0])
+            counts[0] += n
+            counts[1] += failed
+    return [ClientTraffic(c, n, failed) for c, (n, failed) in totals.items()]
