@@ -16,6 +16,7 @@ from . import selectors
 from .charts import (
     DEFAULT_POINTS,
     KNOWN_SOURCES,
+    RANGES,
     Series,
     TableRow,
     Window,
@@ -72,8 +73,26 @@ def traffic_overview(
     *, range_key: str, source: str | None, now: datetime | None = None
 ) -> TrafficOverview:
     window = window_for(range_key, points=DEFAULT_POINTS, now=now)
-    key = f"analytics:overview:{range_key}:{source or ''}:{int(window.end.timestamp())}"
-    return cache.get_or_set(key, lambda: _traffic_overview(window, source), OVERVIEW_CACHE_SECONDS)
+    return cache.get_or_set(
+        _overview_key(window, source),
+        lambda: _traffic_overview(window, source),
+        OVERVIEW_CACHE_SECONDS,
+    )
+
+
+def overview_cache_warm(*, now: datetime | None = None) -> None:
+    """Compute the overview of every range (all sources) into the cache, replacing what is
+    there: beat runs it more often than the cache expires, so viewers of the default view
+    rarely compute it (a new minute's window still can, until the next run). Not a
+    substitute for the computation being fast: see bench/README.md for both timings."""
+    for range_key in RANGES:
+        window = window_for(range_key, points=DEFAULT_POINTS, now=now)
+        overview = _traffic_overview(window, None)
+        cache.set(_overview_key(window, None), overview, OVERVIEW_CACHE_SECONDS)
+
+
+def _overview_key(window: Window, source: str | None) -> str:
+    return f"analytics:overview:{window.key}:{source or ''}:{int(window.end.timestamp())}"
 
 
 def overview_series(window: Window, *, source: str | None) -> Series:

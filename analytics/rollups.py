@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import F
 from django.db.models.functions import Greatest, Least
 
@@ -156,6 +156,10 @@ def _scope_list(scopes: str) -> list[str]:
 @lru_cache(maxsize=4096)
 def _moment(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+def _day(moment: datetime) -> datetime:
+    return datetime.fromtimestamp(moment.timestamp() // 86400 * 86400, tz=UTC)
 
 
 def _exact(seconds: float) -> datetime:
@@ -430,12 +434,31 @@ def rollups_rebuild_sql(
 
 
 def rollups_rebuild(
-    *, start: datetime, end: datetime, rollups: tuple[str, ...] = ROLLUP_TABLES
+    *,
+    start: datetime,
+    end: datetime,
+    rollups: tuple[str, ...] = ROLLUP_TABLES,
+    replace: bool = False,
 ) -> None:
-    """Add the stored events in [start, end) to the rollups: the repair tool after a bulk
-    load or a lost table (empty the rollups' rows of the range first, or they count
-    twice). rollups_rebuild_sql on PostgreSQL; elsewhere (SQLite) the raw rows are read
-    back and counted like a batch."""
+    """Add the stored events in [start, end) to the rollups: after a bulk load without the
+    store, or with `replace=True` as a repair (a restore, a lost or doubted table): the
+    rollup rows of the range are deleted first, in the same transaction. `replace` needs
+    whole UTC days (ClientDay's buckets) and leaves SourceNetwork alone: its rows span
+    all time, so a range of them cannot be recounted. rollups_rebuild_sql on PostgreSQL;
+    elsewhere (SQLite) the raw rows are read back and counted like a batch."""
+    if replace:
+        if start != _day(start) or end != _day(end):
+            raise ValueError("replace needs start and end at midnight UTC")
+        rollups = tuple(r for r in rollups if r != "analytics_sourcenetwork")
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                for table in rollups:
+                    cursor.execute(
+                        f"DELETE FROM {table} WHERE bucket >= %s AND bucket < %s",  # noqa: S608
+                        [start, end],
+                    )
+            rollups_rebuild(start=start, end=end, rollups=rollups)
+        return
     if connection.vendor == "postgresql":
         rollups_rebuild_sql(start=start, end=end, rollups=rollups)
         return

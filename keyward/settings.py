@@ -294,15 +294,21 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "tokens.tasks.rotate_signing_keys_if_due",
         "schedule": crontab(hour=3, minute=7),
     },
-    # Event store retention: drops raw-event day partitions past retention, creates the
-    # next days' partitions, prunes old rollups. Hourly: each run is cheap and idempotent,
-    # and a missed run is made up within the hour.
     # Scope review: opens, refreshes and resolves findings over the scope-usage rollups.
     # Hourly: usage is counted per hour, so a finding cannot change faster than that.
     "scan-review-findings": {
         "task": "reviews.tasks.scan_review_findings",
         "schedule": crontab(minute=47),
     },
+    # The overview's numbers for every range, computed into the cache (kept 30 s) before
+    # a viewer asks: the first viewer after each expiry would otherwise wait for them.
+    "warm-overview-cache": {
+        "task": "analytics.tasks.warm_overview_cache",
+        "schedule": 20.0,
+    },
+    # Event store retention: drops raw-event day partitions past retention, creates the
+    # next days' partitions, prunes old rollups. Hourly: each run is cheap and idempotent,
+    # and a missed run is made up within the hour.
     "apply-event-retention": {
         "task": "analytics.tasks.apply_event_retention",
         "schedule": crontab(minute=23),

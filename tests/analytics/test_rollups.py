@@ -16,7 +16,7 @@ import random
 import time
 import uuid
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection
@@ -259,6 +259,41 @@ class TestRollupsEqualARecount:
         for half in (drawn[::2], drawn[1::2]):
             rollups_write(rollups_of(half))
         assert stored() == expected == recount()
+
+
+class TestRollupsRebuildAsARepair:
+    def test_it_replaces_the_rollups_of_whole_days(self):
+        _reset()
+        day = datetime.fromtimestamp(NOW // 86400 * 86400, tz=UTC)
+        token_events_store(
+            [
+                TokenEventRecord(
+                    id=uuid.uuid4().hex,
+                    occurred_at=day.timestamp() - 3600 + i * 300,
+                    endpoint="token",
+                    client_id="billing",
+                    outcome="success",
+                    reason="ok",
+                    source_ip="203.0.113.7",
+                    scopes_granted="orders:read",
+                    status_code=200,
+                )
+                for i in range(24)
+            ]
+        )
+        # A doubted table: counts doubled, a row lost.
+        TrafficHour.objects.update(count=99)
+        ClientDay.objects.filter(bucket=day).delete()
+        rollups_rebuild(start=day - timedelta(days=1), end=day + timedelta(days=1), replace=True)
+        assert stored() == recount()
+
+    def test_it_needs_whole_days_to_replace(self):
+        with pytest.raises(ValueError, match="midnight"):
+            rollups_rebuild(
+                start=datetime(2026, 1, 1, 5, tzinfo=UTC),
+                end=datetime(2026, 1, 2, tzinfo=UTC),
+                replace=True,
+            )
 
 
 def _rollups_empty() -> None:
