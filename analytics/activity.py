@@ -111,15 +111,15 @@ def _traffic_overview(window: Window, source: str | None) -> TrafficOverview:
     choices = [*KNOWN_SOURCES, *(s.source for s in sources)]
     if source is not None:
         sources = [s for s in sources if s.source == source]
-    clients = selectors.client_totals(**span, source=source)
+    top_requests, top_failures = selectors.client_tops(**span, limit=TOP, source=source)
     return TrafficOverview(
         window=window,
         source=source,
         series=overview_series(window, source=source),
         sources=sources,
         reasons=_reasons(breakdown, source),
-        top_requests=_top(clients, "requests"),
-        top_failures=_top([c for c in clients if c.failures], "failures"),
+        top_requests=top_requests,
+        top_failures=top_failures,
         failing_networks=selectors.top_failing_networks(**span, limit=TOP, source=source),
         unknown_clients=selectors.unknown_client_ids(**span, limit=TOP, source=source),
         source_choices=list(dict.fromkeys(choices)),
@@ -142,10 +142,6 @@ def _reasons(breakdown, source: str | None) -> list[tuple[str, int]]:
         if outcome == Outcome.FAILURE and source in (None, row_source):
             counts[reason] = counts.get(reason, 0) + n
     return sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-
-
-def _top(clients: list[selectors.ClientTraffic], by: str) -> list[selectors.ClientTraffic]:
-    return sorted(clients, key=lambda c: (-getattr(c, by), c.client_id))[:TOP]
 
 
 @dataclass(frozen=True)

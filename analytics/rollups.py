@@ -13,6 +13,7 @@ the rollups use it. tests/analytics/test_rollups.py checks both against a recoun
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -429,7 +430,8 @@ def rollups_rebuild_sql(
         for rollup in rollups:
             statement, unit = _STATEMENTS[rollup]
             if not upsert and rollup != "analytics_sourcenetwork":
-                statement = statement.split("ON CONFLICT")[0]
+                # No key to lock in order, no conflict to merge: no ORDER BY either.
+                statement = re.sub(r"ORDER BY [\d, ]+", "", statement.split("ON CONFLICT")[0])
             cursor.execute(statement.format(table=rollup, unit=unit, raw=table), params)
 
 

@@ -295,6 +295,7 @@ def _rollup_indexes_drop() -> list[str]:
 
 def _rollup_indexes_create(statements: list[str]) -> None:
     with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"SET LOCAL maintenance_work_mem = '{BULK_MEMORY}'")
         for statement in statements:
             cursor.execute(statement)
 

@@ -22,10 +22,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import Max, Q, QuerySet, Sum
+from django.db import connection
+from django.db.models import Q, QuerySet, Sum
 from django.utils import timezone
 
-from audit.events import Outcome, Reason
+from audit.events import Outcome
 
 from .models import (
     ClientDay,
@@ -189,8 +190,8 @@ def top_clients(
     by client_id as presented (unknown ones included)."""
     if by not in ("requests", "failures"):
         raise ValueError(f"by must be requests or failures, not {by!r}")
-    rows = [c for c in client_totals(start=start, end=end, source=source) if getattr(c, by)]
-    return sorted(rows, key=lambda c: (-getattr(c, by), c.client_id))[:limit]
+    by_requests, by_failures = client_tops(start=start, end=end, limit=limit, source=source)
+    return by_requests if by == "requests" else by_failures
 
 
 def top_failing_networks(
@@ -212,22 +213,79 @@ def unknown_client_ids(
 ) -> list[UnknownClient]:
     """client_ids that were tried but name no client, most attempts first. `last_seen`: the
     last attempt's time where whole days were read, else the start of its minute or hour."""
-    found: dict[tuple[str, str], list] = {}
-    for unit, lo, hi in _cover(start, end):
-        if unit == DAY:
-            rows = ClientDay.objects.filter(unknown__gt=0).annotate(
-                n=Sum("unknown"), last=Max("last_seen")
+    pieces, params = _pieces_sql(
+        start,
+        end,
+        source,
+        day="client_id, source, unknown AS n, last_seen AS last FROM {table} WHERE unknown > 0",
+        finer="client_id, source, count AS n, bucket AS last FROM {table} "
+        "WHERE reason = 'unknown_client'",
+    )
+    if not pieces:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT client_id, source, sum(n)::bigint, max(last) FROM ({pieces}) AS p "  # noqa: S608
+            'GROUP BY 1, 2 ORDER BY 3 DESC, client_id COLLATE "C", source COLLATE "C" LIMIT %s',
+            [*params, limit],
+        )
+        return [UnknownClient(*row) for row in cursor.fetchall()]
+
+
+def client_tops(
+    *, start: datetime, end: datetime, limit: int = 10, source: str | None = None
+) -> tuple[list[ClientTraffic], list[ClientTraffic]]:
+    """The overview's two top lists in one read: the `limit` clients with the most requests,
+    and those with the most failures (any). Summed and ranked by the database, so only
+    the winners travel, not a row per client."""
+    pieces, params = _pieces_sql(
+        start,
+        end,
+        source,
+        day="client_id, requests AS n, failures AS f FROM {table} WHERE true",
+        finer="client_id, count AS n, "
+        "CASE WHEN outcome = 'failure' THEN count ELSE 0 END AS f FROM {table} WHERE true",
+    )
+    if not pieces:
+        return [], []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            WITH totals AS (
+                SELECT client_id, sum(n)::bigint AS n, sum(f)::bigint AS f
+                FROM ({pieces}) AS p GROUP BY client_id
             )
-        else:
-            rows = _TABLES[unit][0].objects.filter(reason=Reason.UNKNOWN_CLIENT)
-            rows = rows.annotate(n=Sum("count"), last=Max("bucket"))
-        rows = rows.filter(bucket__gte=lo, bucket__lt=hi, **_source(source))
-        for row in rows.values("client_id", "source", "n", "last").order_by():
-            seen = found.setdefault((row["client_id"], row["source"]), [0, row["last"]])
-            seen[0] += row["n"]
-            seen[1] = max(seen[1], row["last"])
-    ranked = sorted(found.items(), key=lambda item: (-item[1][0], item[0]))
-    return [UnknownClient(c, s, n, last) for (c, s), (n, last) in ranked[:limit]]
+            (SELECT 'n', client_id, n, f FROM totals
+             ORDER BY n DESC, client_id COLLATE "C" LIMIT %s)
+            UNION ALL
+            (SELECT 'f', client_id, n, f FROM totals WHERE f > 0
+             ORDER BY f DESC, client_id COLLATE "C" LIMIT %s)
+            """,  # noqa: S608
+            [*params, limit, limit],
+        )
+        rows = cursor.fetchall()
+    tops = {"n": [], "f": []}
+    for which, client_id, requests, failures in rows:
+        tops[which].append(ClientTraffic(client_id, requests, failures))
+    return tops["n"], tops["f"]
+
+
+def _pieces_sql(
+    start: datetime, end: datetime, source: str | None, *, day: str, finer: str
+) -> tuple[str, list]:
+    """One SELECT per piece of [start, end) (`_cover`), joined by UNION ALL: `day` reads
+    ClientDay, `finer` the per-client minute or hour rollup (each "columns FROM {table}
+    WHERE …"); the piece's bucket range and the source are added."""
+    selects, params = [], []
+    for unit, lo, hi in _cover(start, end):
+        model = ClientDay if unit == DAY else _TABLES[unit][0]
+        text = (day if unit == DAY else finer).format(table=model._meta.db_table)
+        selects.append(f"SELECT {text} AND bucket >= %s AND bucket < %s")
+        params += [lo, hi]
+        if source is not None:
+            selects[-1] += " AND source = %s"
+            params.append(source)
+    return " UNION ALL ".join(selects), params
 
 
 def _source(source: str | None) -> dict:
