@@ -20,7 +20,7 @@ store and would be counted one refresh early).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.db import connection
 from django.db.models import Q, QuerySet, Sum
@@ -43,6 +43,8 @@ MINUTE = timedelta(minutes=1)
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
 MINUTE_RANGE = timedelta(hours=48)
+# Ties in the top lists in code point order, as Python sorts (SQLite's default collation).
+_C = ' COLLATE "C"' if connection.vendor == "postgresql" else ""
 # Per unit: the table with the client dimension, the one with every client together.
 _TABLES = {MINUTE: (TrafficMinute, TrafficMinuteTotal), HOUR: (TrafficHour, TrafficHourTotal)}
 
@@ -225,11 +227,15 @@ def unknown_client_ids(
         return []
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT client_id, source, sum(n)::bigint, max(last) FROM ({pieces}) AS p "  # noqa: S608
-            'GROUP BY 1, 2 ORDER BY 3 DESC, client_id COLLATE "C", source COLLATE "C" LIMIT %s',
+            f"SELECT client_id, source, CAST(sum(n) AS bigint), max(last) "  # noqa: S608
+            f"FROM ({pieces}) AS p GROUP BY client_id, source "
+            f"ORDER BY 3 DESC, client_id{_C}, source{_C} LIMIT %s",
             [*params, limit],
         )
-        return [UnknownClient(*row) for row in cursor.fetchall()]
+        return [
+            UnknownClient(client_id, source, n, _moment(last))
+            for client_id, source, n, last in cursor.fetchall()
+        ]
 
 
 def client_tops(
@@ -242,9 +248,9 @@ def client_tops(
         start,
         end,
         source,
-        day="client_id, requests AS n, failures AS f FROM {table} WHERE true",
+        day="client_id, requests AS n, failures AS f FROM {table} WHERE 1 = 1",
         finer="client_id, count AS n, "
-        "CASE WHEN outcome = 'failure' THEN count ELSE 0 END AS f FROM {table} WHERE true",
+        "CASE WHEN outcome = 'failure' THEN count ELSE 0 END AS f FROM {table} WHERE 1 = 1",
     )
     if not pieces:
         return [], []
@@ -252,14 +258,18 @@ def client_tops(
         cursor.execute(
             f"""
             WITH totals AS (
-                SELECT client_id, sum(n)::bigint AS n, sum(f)::bigint AS f
+                SELECT client_id, CAST(sum(n) AS bigint) AS n, CAST(sum(f) AS bigint) AS f
                 FROM ({pieces}) AS p GROUP BY client_id
             )
-            (SELECT 'n', client_id, n, f FROM totals
-             ORDER BY n DESC, client_id COLLATE "C" LIMIT %s)
+            SELECT * FROM (
+                SELECT 'n', client_id, n, f FROM totals
+                ORDER BY n DESC, client_id{_C} LIMIT %s
+            ) AS by_requests
             UNION ALL
-            (SELECT 'f', client_id, n, f FROM totals WHERE f > 0
-             ORDER BY f DESC, client_id COLLATE "C" LIMIT %s)
+            SELECT * FROM (
+                SELECT 'f', client_id, n, f FROM totals WHERE f > 0
+                ORDER BY f DESC, client_id{_C} LIMIT %s
+            ) AS by_failures
             """,  # noqa: S608
             [*params, limit, limit],
         )
@@ -268,6 +278,13 @@ def client_tops(
     for which, client_id, requests, failures in rows:
         tops[which].append(ClientTraffic(client_id, requests, failures))
     return tops["n"], tops["f"]
+
+
+def _moment(value) -> datetime:
+    """A timestamp from raw SQL: PostgreSQL gives datetimes, SQLite text."""
+    if isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(value).replace(tzinfo=UTC)
 
 
 def _pieces_sql(
@@ -281,7 +298,8 @@ def _pieces_sql(
         model = ClientDay if unit == DAY else _TABLES[unit][0]
         text = (day if unit == DAY else finer).format(table=model._meta.db_table)
         selects.append(f"SELECT {text} AND bucket >= %s AND bucket < %s")
-        params += [lo, hi]
+        # As the ORM would pass them (SQLite compares its own text form).
+        params += [connection.ops.adapt_datetimefield_value(moment) for moment in (lo, hi)]
         if source is not None:
             selects[-1] += " AND source = %s"
             params.append(source)
