@@ -13,7 +13,10 @@ rows into an unindexed table, in the same run. `bin/bench-ingest --help`.
 4. End to end: RPUSH the items onto the buffer (not timed: that is the token service's
    side, one command per request), then time the drain (`analytics.drain.token_events_drain`,
    what the Celery task runs) until the buffer is empty and every event is stored.
-5. Print the rates and the ratios to the baseline.
+5. From a file: the same events under new ids, written as Keyward JSON Lines to a
+   temporary file (not timed), then `manage.py ingest_logs FILE --format keyward` timed
+   (parsing, validation, the store in the command's batches).
+6. Print the rates and the ratios to the baseline.
 
 Uses DATABASE_URL and REDIS_URL (PostgreSQL and Redis are required) and leaves the events
 in that database (source "bench"), like a seed; point it at a scratch database.
@@ -61,6 +64,12 @@ def main() -> None:
     print(
         f"ratio: {drained / baseline:.0%} of raw COPY (goal ≥ 50 %), "
         f"{drained / ceiling:.0%} of the indexed COPY"
+    )
+    from_file = _ingest_file(records)
+    print(f"ingest_logs from a file (+ rollups):     {from_file:>10,.0f} events/s")
+    print(
+        f"ratio: {from_file / baseline:.0%} of raw COPY (goal ≥ 50 %), "
+        f"{from_file / ceiling:.0%} of the indexed COPY"
     )
 
 
@@ -120,6 +129,25 @@ def _indexed_copy(records, batch: int) -> float:
             elapsed += time.perf_counter() - began
             cursor.execute("ROLLBACK")
     return len(records) / elapsed
+
+
+def _ingest_file(records) -> float:
+    import dataclasses
+    import io
+    import tempfile
+    import uuid
+
+    import orjson
+    from django.core.management import call_command
+
+    with tempfile.NamedTemporaryFile(suffix=".jsonl") as file:
+        for record in records:
+            line = dataclasses.replace(record, id=uuid.uuid4().hex)
+            file.write(orjson.dumps(line) + b"\n")
+        file.flush()
+        started = time.perf_counter()
+        call_command("ingest_logs", file.name, format="keyward", stdout=io.StringIO())
+        return len(records) / (time.perf_counter() - started)
 
 
 def _drain(records, batch: int) -> float:
