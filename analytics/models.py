@@ -58,6 +58,15 @@ class TokenEvent(models.Model):
         default=SOURCE_KEYWARD,
         help_text="The token service that recorded it.",
     )
+    subject_client_id = models.CharField(
+        max_length=MAX_LENGTHS["subject_client_id"],
+        blank=True,
+        default="",
+        # Also in the database: a drain of the previous release, still running during a
+        # deploy, inserts without this column.
+        db_default="",
+        help_text="Introspection of an active token: the client the token was issued to.",
+    )
 
     class Meta:
         ordering = ["-occurred_at", "-id"]
@@ -289,6 +298,64 @@ class ScopeUsageHour(models.Model):
 
     def __str__(self) -> str:
         return f"{self.bucket:%Y-%m-%d %H:00} {self.client_id} {self.scope}"
+
+
+class ScopeExerciseHour(models.Model):
+    """Per hour, client and scope: how often a resource server checked a token of that
+    client carrying that scope. Two ways in: Keyward's introspection answers (`via`
+    introspection, `reporter` the resource server's client_id; every scope of the token
+    counts, since introspection does not say which one the resource server needed), and
+    usage reports of the resource-server kit (`via` report, `reporter` the report's
+    resource name; the scopes the protected view required). The scope review's "last
+    exercised" reads it."""
+
+    class Via(models.TextChoices):
+        INTROSPECTION = "introspection", "Introspection"
+        REPORT = "report", "Usage report"
+
+    bucket = models.DateTimeField()
+    client_id = models.CharField(max_length=MAX_LENGTHS["client_id"], blank=True)
+    scope = models.CharField(max_length=SCOPE_MAX_LENGTH)
+    via = models.CharField(max_length=16, choices=Via.choices)
+    reporter = models.CharField(max_length=MAX_LENGTHS["client_id"])
+    count = models.BigIntegerField()
+
+    KEY = ("bucket", "client_id", "scope", "via", "reporter")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["bucket", "client_id", "scope", "via", "reporter"],
+                name="scopeexercisehour_key",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["client_id", "bucket"], name="scopeexercisehour_client"),
+            # "Does any resource server report this scope?" (not reported vs never).
+            models.Index(fields=["scope", "bucket"], name="scopeexercisehour_scope"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.bucket:%Y-%m-%d %H:00} {self.client_id} {self.scope} ({self.reporter})"
+
+
+class UsageReport(models.Model):
+    """A usage report batch received from a resource server (POST /analytics/api/usage),
+    kept so that a batch sent again (a retry after a lost answer) is counted once."""
+
+    batch_id = models.UUIDField(primary_key=True)
+    token = models.ForeignKey("IngestionToken", null=True, on_delete=models.SET_NULL)
+    reporter = models.CharField(max_length=MAX_LENGTHS["client_id"])
+    received_at = models.DateTimeField(default=timezone.now)
+    entries = models.PositiveIntegerField()
+    total = models.BigIntegerField(help_text="Sum of the entries' counts.")
+
+    class Meta:
+        # Rollup retention prunes batches older than KEYWARD_ROLLUP_RETENTION_DAYS.
+        indexes = [models.Index(fields=["received_at"], name="usagereport_received")]
+
+    def __str__(self) -> str:
+        return f"{self.batch_id} from {self.reporter}"
 
 
 # --- Ingestion -------------------------------------------------------------------------

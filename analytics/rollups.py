@@ -29,6 +29,7 @@ from .models import (
     SCOPE_MAX_LENGTH,
     ClientDay,
     NetworkFailureHour,
+    ScopeExerciseHour,
     ScopeUsageHour,
     SourceNetwork,
     TrafficHour,
@@ -37,6 +38,7 @@ from .models import (
     TrafficMinuteTotal,
 )
 
+INTROSPECTION = ScopeExerciseHour.Via.INTROSPECTION.value
 # IPv4 /24, IPv6 /48: what one site or one customer network usually holds.
 IPV4_PREFIX = 24
 IPV6_PREFIX = 48
@@ -57,6 +59,8 @@ class Rollups:
     failing_networks: Counter = field(default_factory=Counter)
     # (hour, client_id, source, scope) -> [requested, issued]
     scopes: dict = field(default_factory=dict)
+    # (hour, client_id, scope, via, reporter) -> count
+    exercises: Counter = field(default_factory=Counter)
 
 
 @lru_cache(maxsize=65_536)
@@ -93,6 +97,7 @@ def rollups_of(records: list[TokenEventRecord]) -> Rollups:
             r.source_ip,
             r.scopes_requested,
             r.scopes_granted,
+            r.subject_client_id,
         )
         shapes[shape] = shapes.get(shape, 0) + 1
         if r.source_ip:
@@ -117,7 +122,7 @@ def rollups_of(records: list[TokenEventRecord]) -> Rollups:
 
 
 def _shape_add(rollups: Rollups, shape: tuple, n: int) -> None:
-    minute, client_id, endpoint, outcome, reason, source, ip, requested, granted = shape
+    minute, client_id, endpoint, outcome, reason, source, ip, requested, granted, subject = shape
     hour = minute // 3600 * 3600
     what = (endpoint, outcome, reason, source)
     rollups.minute[(minute, client_id, *what)] += n
@@ -136,6 +141,8 @@ def _shape_add(rollups: Rollups, shape: tuple, n: int) -> None:
         seen[3] += n if failed else 0
         if failed:
             rollups.failing_networks[(hour, source, network)] += n
+    if endpoint == Endpoint.INTROSPECT:
+        _exercise_add(rollups, hour, subject, granted, client_id, outcome, n)
     if endpoint != Endpoint.TOKEN:
         return
     # Without a scope parameter, a token issued counts as requesting all it carried.
@@ -146,6 +153,16 @@ def _shape_add(rollups: Rollups, shape: tuple, n: int) -> None:
     for scope in issued:
         key = (hour, client_id, source, scope[:SCOPE_MAX_LENGTH])
         rollups.scopes.setdefault(key, [0, 0])[1] += n
+
+
+def _exercise_add(rollups, hour, subject, granted, caller, outcome, n) -> None:
+    """An answered introspection of an active token: each of its scopes was exercised by
+    the token's client, as seen by the caller (the resource server)."""
+    if outcome != Outcome.SUCCESS or not subject:
+        return
+    for scope in _scope_list(granted):
+        key = (hour, subject, scope[:SCOPE_MAX_LENGTH], INTROSPECTION, caller)
+        rollups.exercises[key] += n
 
 
 def _scope_list(scopes: str) -> list[str]:
@@ -194,7 +211,14 @@ def _rows(rollups: Rollups) -> dict:
             (_moment(k[0]), *k[1:], requested, issued)
             for k, (requested, issued) in sorted(rollups.scopes.items())
         ],
+        ScopeExerciseHour: exercise_rows(rollups.exercises),
     }
+
+
+def exercise_rows(counts: Counter) -> list[tuple]:
+    """ScopeExerciseHour upsert rows of (hour epoch, client_id, scope, via, reporter) ->
+    count, sorted by key (the usage-report endpoint writes them too)."""
+    return [(_moment(k[0]), *k[1:], n) for k, n in sorted(counts.items())]
 
 
 # Per model: (key columns, value columns, the SET clause merging a conflicting row).
@@ -232,17 +256,24 @@ _UPSERTS = {
         ("requested", "issued"),
         "requested = {t}.requested + excluded.requested, issued = {t}.issued + excluded.issued",
     ),
+    ScopeExerciseHour: (ScopeExerciseHour.KEY, ("count",), "count = {t}.count + excluded.count"),
 }
 
 
 def rollups_write(rollups: Rollups, *, rollups_only: tuple[str, ...] | None = None) -> None:
     """Add one batch's counts to the rollup tables, one upsert per key. Call inside the
     transaction that inserted the batch's raw rows. `rollups_only`: those tables only."""
-    rows = {
-        model: table_rows
-        for model, table_rows in _rows(rollups).items()
-        if rollups_only is None or model._meta.db_table in rollups_only
-    }
+    rows_write(
+        {
+            model: table_rows
+            for model, table_rows in _rows(rollups).items()
+            if rollups_only is None or model._meta.db_table in rollups_only
+        }
+    )
+
+
+def rows_write(rows: dict) -> None:
+    """Upsert rollup rows ({model: rows sorted by key}): added to what is there."""
     if connection.vendor == "postgresql":
         _write_sql(rows)
     else:
@@ -389,6 +420,17 @@ _REBUILD = [
         requested = analytics_scopeusagehour.requested + excluded.requested,
         issued = analytics_scopeusagehour.issued + excluded.issued
     """,  # noqa: S608
+    f"""
+    INSERT INTO analytics_scopeexercisehour (bucket, client_id, scope, via, reporter, count)
+    SELECT date_trunc('hour', e.occurred_at), e.subject_client_id,
+           left(g.scope, {SCOPE_MAX_LENGTH}), 'introspection', e.client_id, count(*)
+    FROM {{raw}} e, unnest(string_to_array(e.scopes_granted, ' ')) AS g(scope)
+    WHERE e.endpoint = 'introspect' AND e.outcome = 'success' AND e.subject_client_id <> ''
+      AND g.scope <> '' AND {_IN_RANGE}
+    GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+    ON CONFLICT (bucket, client_id, scope, via, reporter)
+    DO UPDATE SET count = analytics_scopeexercisehour.count + excluded.count
+    """,  # noqa: S608
 ]
 
 
@@ -402,6 +444,7 @@ _STATEMENTS = {
     "analytics_sourcenetwork": (_REBUILD[3], ""),
     "analytics_networkfailurehour": (_REBUILD[4], ""),
     "analytics_scopeusagehour": (_REBUILD[5], ""),
+    "analytics_scopeexercisehour": (_REBUILD[6], ""),
 }
 ROLLUP_TABLES = tuple(_STATEMENTS)
 
@@ -435,6 +478,10 @@ def rollups_rebuild_sql(
             cursor.execute(statement.format(table=rollup, unit=unit, raw=table), params)
 
 
+# Rows of a rollup that events can recount (usage reports also write exercise rows).
+_RECOUNTABLE = {"analytics_scopeexercisehour": " AND via = 'introspection'"}
+
+
 def rollups_rebuild(
     *,
     start: datetime,
@@ -445,8 +492,9 @@ def rollups_rebuild(
     """Add the stored events in [start, end) to the rollups: after a bulk load without the
     store, or with `replace=True` as a repair (a restore, a lost or doubted table): the
     rollup rows of the range are deleted first, in the same transaction. `replace` needs
-    whole UTC days (ClientDay's buckets) and leaves SourceNetwork alone: its rows span
-    all time, so a range of them cannot be recounted. rollups_rebuild_sql on PostgreSQL;
+    whole UTC days (ClientDay's buckets) and leaves SourceNetwork alone (its rows span
+    all time, so a range of them cannot be recounted) and the exercise rows of usage
+    reports (not events). rollups_rebuild_sql on PostgreSQL;
     elsewhere (SQLite) the raw rows are read back and counted like a batch."""
     if replace:
         if start != _day(start) or end != _day(end):
@@ -456,7 +504,8 @@ def rollups_rebuild(
             with connection.cursor() as cursor:
                 for table in rollups:
                     cursor.execute(
-                        f"DELETE FROM {table} WHERE bucket >= %s AND bucket < %s",  # noqa: S608
+                        f"DELETE FROM {table} WHERE bucket >= %s AND bucket < %s"  # noqa: S608
+                        + _RECOUNTABLE.get(table, ""),
                         [start, end],
                     )
             rollups_rebuild(start=start, end=end, rollups=rollups)
@@ -467,8 +516,11 @@ def rollups_rebuild(
     from .models import TokenEvent
 
     fields = ("occurred_at", "client_id", "endpoint", "outcome", "reason", "source")
+    # The column came with the exercise rollup (a migration before it must not read it).
+    exercise = "analytics_scopeexercisehour" in rollups
+    subject = ("subject_client_id",) if exercise else ()
     rows = TokenEvent.objects.filter(occurred_at__gte=start, occurred_at__lt=end).values_list(
-        *fields, "source_ip", "scopes_requested", "scopes_granted"
+        *fields, "source_ip", "scopes_requested", "scopes_granted", *subject
     )
     records = [
         TokenEventRecord(
@@ -478,6 +530,7 @@ def rollups_rebuild(
             source_ip=row[6],
             scopes_requested=row[7],
             scopes_granted=row[8],
+            subject_client_id=row[9] if exercise else "",
             status_code=0,
         )
         for row in rows.iterator(chunk_size=2000)

@@ -143,7 +143,7 @@ def _lines(
                 f"{run}{n:016x}\t{at.isoformat()}\t{endpoint}\t{client_id}\t{known}\t"
                 f"{secret_id if outcome == 'success' else NULL}\t{outcome}\t{reason}\t"
                 f"{ip}\t{AGENTS[index % 4]}\t{requested}\t{granted}\t{jti}\t{status}\t"
-                f"{rng.random() * 3:.3f}\t{SOURCES[index % 20]}\n"
+                f"{rng.random() * 3:.3f}\t{SOURCES[index % 20]}\t\n"
             )
         yield lines
 

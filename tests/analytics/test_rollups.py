@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 from analytics.models import (
     ClientDay,
     NetworkFailureHour,
+    ScopeExerciseHour,
     ScopeUsageHour,
     SourceNetwork,
     TokenEvent,
@@ -49,6 +50,7 @@ ROLLUPS = (
     SourceNetwork,
     NetworkFailureHour,
     ScopeUsageHour,
+    ScopeExerciseHour,
 )
 NOW = time.time()
 OUTCOMES = [
@@ -87,6 +89,9 @@ def events(draw) -> TokenEventRecord:
         scopes_granted=granted,
         status_code=status,
         source=draw(st.sampled_from(["keyward", "keycloak", "okta"])),
+        # Set on introspection answers; drawn for every endpoint, which only introspection
+        # may count.
+        subject_client_id=draw(st.sampled_from(["", "billing", "reports"])),
     )
 
 
@@ -112,6 +117,7 @@ def recount() -> dict:
     days: dict = {}
     networks: dict = {}
     scopes: Counter = Counter()
+    exercises: Counter = Counter()
     for e in TokenEvent.objects.all():
         what = (e.endpoint, e.outcome, e.reason, e.source)
         minute[(_floor(e.occurred_at, 60), e.client_id, *what)] += 1
@@ -138,6 +144,9 @@ def recount() -> dict:
             )
             if e.outcome == "failure":
                 failing[(at_hour, e.source, _network(e.source_ip))] += 1
+        if e.endpoint == "introspect" and e.outcome == "success" and e.subject_client_id:
+            for scope in [s for s in e.scopes_granted.split(" ") if s]:
+                exercises[(at_hour, e.subject_client_id, scope, "introspection", e.client_id)] += 1
         if e.endpoint == "token":
             # Space-separated (RFC 6749 §3.3); doubled spaces make no scope.
             issued = [s for s in e.scopes_granted.split(" ") if s] if e.outcome == "success" else []
@@ -157,6 +166,7 @@ def recount() -> dict:
         "networks": networks,
         "failing": dict(failing),
         "scopes": {k: (v["requested"], v["issued"]) for k, v in scope_rows.items()},
+        "exercises": dict(exercises),
     }
 
 
@@ -192,6 +202,12 @@ def stored() -> dict:
             r[:4]: r[4:]
             for r in ScopeUsageHour.objects.values_list(
                 "bucket", "client_id", "source", "scope", "requested", "issued"
+            )
+        },
+        "exercises": {
+            r[:5]: r[5]
+            for r in ScopeExerciseHour.objects.values_list(
+                "bucket", "client_id", "scope", "via", "reporter", "count"
             )
         },
     }

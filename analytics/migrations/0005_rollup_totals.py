@@ -56,7 +56,7 @@ FROM analytics_traffichour WHERE bucket < %(before)s GROUP BY 1, 2, 3
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("analytics", "0003_rollups"),
+        ("analytics", "0004_scope_exercise"),
     ]
 
     operations = [

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("analytics", "0004_rollup_totals"),
+        ("analytics", "0005_rollup_totals"),
     ]
 
     operations = [
