@@ -78,7 +78,12 @@ class TokenEvent(models.Model):
         indexes = [
             models.Index(fields=["client_id", "occurred_at"], name="tokenevent_client_time"),
             models.Index(fields=["source_ip", "occurred_at"], name="tokenevent_ip_time"),
-            models.Index(fields=["reason", "occurred_at"], name="tokenevent_reason_time"),
+            # Not reason=ok (most rows; the unfiltered scan serves it, as outcome=success).
+            models.Index(
+                fields=["reason", "occurred_at"],
+                condition=~Q(reason=Reason.OK),
+                name="tokenevent_reason_time",
+            ),
             models.Index(
                 fields=["occurred_at"],
                 condition=Q(outcome="failure"),
@@ -154,6 +159,70 @@ class TrafficHour(TrafficRollup):  # noqa: DJ008 - TrafficRollup.__str__
             models.UniqueConstraint(fields=TrafficRollup.KEY, name="traffichour_key"),
         ]
         indexes = [models.Index(fields=["client_id", "bucket"], name="traffichour_client")]
+
+
+class TrafficTotal(models.Model):
+    """Requests per bucket, endpoint, outcome, reason and source, every client together:
+    the overview's chart, totals and reasons. A bucket holds a few dozen keys however
+    many clients there are, where TrafficMinute holds about one per client active in it."""
+
+    bucket = models.DateTimeField(help_text="Start of the bucket (UTC).")
+    endpoint = models.CharField(max_length=MAX_LENGTHS["endpoint"], choices=Endpoint.choices)
+    outcome = models.CharField(max_length=MAX_LENGTHS["outcome"], choices=Outcome.choices)
+    reason = models.CharField(max_length=MAX_LENGTHS["reason"])
+    source = models.CharField(max_length=MAX_LENGTHS["source"])
+    count = models.BigIntegerField()
+
+    KEY = ("bucket", "endpoint", "outcome", "reason", "source")
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return f"{self.bucket:%Y-%m-%d %H:%M} {self.reason} {self.count}"
+
+
+class TrafficMinuteTotal(TrafficTotal):  # noqa: DJ008 - TrafficTotal.__str__
+    class Meta:
+        # The key's index, bucket first, serves every read (time ranges).
+        constraints = [
+            models.UniqueConstraint(fields=TrafficTotal.KEY, name="trafficminutetotal_key"),
+        ]
+
+
+class TrafficHourTotal(TrafficTotal):  # noqa: DJ008 - TrafficTotal.__str__
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=TrafficTotal.KEY, name="traffichourtotal_key"),
+        ]
+
+
+class ClientDay(models.Model):
+    """Per UTC day, client_id (as presented) and source: requests, failures, unknown-client
+    attempts and the last request. The overview's top clients and unknown client_ids over
+    days read one row per client and day instead of one per client, hour and reason."""
+
+    bucket = models.DateTimeField(help_text="Midnight UTC of the day.")
+    client_id = models.CharField(max_length=MAX_LENGTHS["client_id"], blank=True)
+    source = models.CharField(max_length=MAX_LENGTHS["source"])
+    requests = models.BigIntegerField()
+    failures = models.BigIntegerField()
+    unknown = models.BigIntegerField(help_text="Failures with reason unknown_client.")
+    last_seen = models.DateTimeField()
+
+    KEY = ("bucket", "client_id", "source")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["bucket", "client_id", "source"], name="clientday_key")
+        ]
+        indexes = [
+            # unknown_client_ids: the few rows with unknown-client attempts, by day.
+            models.Index(fields=["bucket"], condition=Q(unknown__gt=0), name="clientday_unknown"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.bucket:%Y-%m-%d} {self.client_id} {self.requests}"
 
 
 class SourceNetwork(models.Model):

@@ -16,10 +16,11 @@ per statement, each its own transaction), through the index that starts with the
 (last_seen for networks). Not partitions: rollups are orders of magnitude smaller than raw
 events, a day of them is a few thousand to a few hundred thousand rows, and small
 deletes keep every lock short while the drain upserts; partitioning them would also mean
-five more sets of partitions to manage. Per-minute rollups are kept as long as raw events
-(the charts read minutes only for ranges up to 48 h), the hourly ones, scope usage and
-exercise and networks for KEYWARD_ROLLUP_RETENTION_DAYS; usage-report batch ids (the
-endpoint's idempotency) for USAGE_REPORT_IDS_KEPT.
+more sets of partitions to manage. Per-minute rollups (by client and totals) are kept as
+long as raw events (the charts read minutes only for ranges up to 48 h), the hourly ones,
+the per-client days, scope usage and exercise and networks for
+KEYWARD_ROLLUP_RETENTION_DAYS; usage-report batch ids (the endpoint's idempotency) for
+USAGE_REPORT_IDS_KEPT.
 """
 
 from __future__ import annotations
@@ -33,13 +34,16 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from .models import (
+    ClientDay,
     NetworkFailureHour,
     ScopeExerciseHour,
     ScopeUsageHour,
     SourceNetwork,
     TokenEvent,
     TrafficHour,
+    TrafficHourTotal,
     TrafficMinute,
+    TrafficMinuteTotal,
     UsageReport,
 )
 from .partitions import PARTITION_LOCK, partitions_create, partitions_drop_before
@@ -103,7 +107,10 @@ def _rollups_prune() -> int:
     rollup_cutoff = now - timedelta(days=settings.KEYWARD_ROLLUP_RETENTION_DAYS)
     return (
         _delete_in_batches(TrafficMinute, "bucket", raw_cutoff)
+        + _delete_in_batches(TrafficMinuteTotal, "bucket", raw_cutoff)
         + _delete_in_batches(TrafficHour, "bucket", rollup_cutoff)
+        + _delete_in_batches(TrafficHourTotal, "bucket", rollup_cutoff)
+        + _delete_in_batches(ClientDay, "bucket", rollup_cutoff)
         + _delete_in_batches(NetworkFailureHour, "bucket", rollup_cutoff)
         + _delete_in_batches(ScopeUsageHour, "bucket", rollup_cutoff)
         + _delete_in_batches(ScopeExerciseHour, "bucket", rollup_cutoff)

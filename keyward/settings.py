@@ -314,6 +314,12 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "reviews.tasks.run_review_campaigns",
         "schedule": crontab(minute="*/15"),
     },
+    # The overview's numbers for every range, computed into the cache (kept 30 s) before
+    # a viewer asks: the first viewer after each expiry would otherwise wait for them.
+    "warm-overview-cache": {
+        "task": "analytics.tasks.warm_overview_cache",
+        "schedule": 20.0,
+    },
 }
 
 EMAIL_BACKEND = os.environ.get(
