@@ -258,7 +258,7 @@ class Command(BaseCommand):
         self.stdout.write("")
         self.stdout.write(
             self.style.SUCCESS(
-                f"Log in at http://127.0.0.1:8000/ as admin / {DEMO_PASSWORD} "
+                f"Log in at {settings.KEYWARD_ISSUER}/ as admin / {DEMO_PASSWORD} "
                 "(also operator, viewer)"
             )
         )
