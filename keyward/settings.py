@@ -235,7 +235,9 @@ else:
 if USE_REDIS:
     CELERY_BROKER_URL = REDIS_URL
 else:
-    CELERY_BROKER_URL = "filesystem://"
+    # The host means nothing to this transport; naming one stops kombu warning on every
+    # command that enqueues ("No hostname was supplied").
+    CELERY_BROKER_URL = "filesystem://localhost/"
     _celery_dir = VAR_DIR / "celery"
     # Any process may enqueue (web, CLI, worker), so make sure the broker folders exist.
     for _folder in ("queue", "processed", "control"):

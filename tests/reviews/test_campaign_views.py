@@ -205,6 +205,7 @@ class TestDecide:
             f'<tr id="item-{target.pk}"'
         )
         assert "Remove" in html and "by olivia-owner" in html and "/reviews/changes/" in html
+        assert "Removed by this decision" in html and "outside this campaign" not in html
         assert "<html" not in html
         target.refresh_from_db()
         change_page = owner_client.get(reverse("reviews:change", args=[target.change_id]))
