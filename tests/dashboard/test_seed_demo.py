@@ -62,6 +62,11 @@ class TestSeedDemo:
         response = client.post("/login/", {"username": "admin", "password": DEMO_PASSWORD})
         assert response.status_code == 302
 
+    def test_it_points_the_login_line_at_the_issuer(self, db, settings):
+        # KEYWARD_DEV_PORT=8001 bin/dev sets the issuer to the port it serves on.
+        settings.KEYWARD_ISSUER = "http://127.0.0.1:8001"
+        assert "Log in at http://127.0.0.1:8001/ as admin" in seed()
+
     def test_it_creates_scopes_and_clients_in_several_environments(self, db):
         seed()
         assert Scope.objects.get(name="payments:refund").sensitive
