@@ -248,14 +248,15 @@ class Scenario:
 
 def _brute_force(sim: Simulation) -> SimClient:
     target = sim.client("brute-force target", environment="production")
-    sim.write(f"  25 wrong secrets for {target.client_id} from 5 addresses")
+    origin = "5 addresses" if sim.forwarded else LOCAL
+    sim.write(f"  25 wrong secrets for {target.client_id} from {origin}")
     for n in range(25):
         sim.token(target.client_id, uuid.uuid4().hex, address=f"203.0.113.{10 + n % 5}")
     return target
 
 
 def _credential_stuffing(sim: Simulation) -> None:
-    sim.write("  15 unknown client_ids tried from 203.0.113.77")
+    sim.write(f"  15 unknown client_ids tried from {'203.0.113.77' if sim.forwarded else LOCAL}")
     for _ in range(15):
         sim.token(f"sim-guess-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex, address="203.0.113.77")
 

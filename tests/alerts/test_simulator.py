@@ -49,6 +49,12 @@ class TestSimulateTraffic:
         assert Client.objects.filter(name__startswith="sim normal").count() == 2
         assert "401" not in out
 
+    def test_without_a_trusted_proxy_it_says_every_request_comes_from_here(self, live_server):
+        out = simulate(live_server, "--scenario", "brute-force")
+        assert "all 127.0.0.1" in out and "--forwarded yes" in out
+        assert "from 127.0.0.1" in out and "5 addresses" not in out
+        assert Alert.objects.filter(rule="brute_force").count() == 1
+
     def test_the_scope_probing_scenario_fires_its_rule(self, live_server):
         out = simulate(live_server, "--scenario", "scope-probing")
         assert "sent 4 requests {400: 4}" in out

@@ -66,7 +66,12 @@ class Command(BaseCommand):
             sim.rng.seed(options["seed"])
         self.stdout.write(
             f"Keyward at {url}; source addresses "
-            + ("by X-Forwarded-For" if forwarded else "all 127.0.0.1 (no trusted proxy)")
+            + (
+                "by X-Forwarded-For"
+                if forwarded
+                else "all 127.0.0.1 (KEYWARD_TRUSTED_PROXIES does not trust it here; "
+                "--forwarded yes when the server does, as bin/dev's does)"
+            )
         )
         if not sim.wait_until_up(options["startup_wait"]):
             raise CommandError(f"no answer from {url} within {options['startup_wait']:g} s")
