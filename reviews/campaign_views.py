@@ -11,6 +11,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -177,7 +178,14 @@ def _row(request: HttpRequest, campaign, item: CampaignItem, error: str) -> Http
     item.refresh_from_db()
     campaigns.items_with_live_usage([item])
     context = {"campaign": campaign, "item": item, "error": error, "is_admin": _is_admin(request)}
-    return render(request, "reviews/campaign.html#item-row", context)
+    row = render_to_string("reviews/campaign.html#item-row", context, request=request)
+    # The counts above the table change with the row: htmx swaps them out of band.
+    counts = render_to_string(
+        "reviews/campaign.html#campaign-counts",
+        {"campaign": campaign, "counts": _counts(campaign), "oob": True},
+        request=request,
+    )
+    return HttpResponse(row + counts)
 
 
 @require_POST

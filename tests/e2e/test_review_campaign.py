@@ -113,6 +113,7 @@ class TestReviewCampaign:
         read.get_by_label("Justification").fill("Reads every order it places.")
         read.get_by_role("button", name="Decide").click()
         expect(read).to_contain_text("Keep by rita-reviewer: Reads every order it places.")
+        expect(page.locator("#campaign-counts")).to_contain_text("2 pending, 1 kept, 0 removed")
         assert page.evaluate("window.__notReloaded") is True
 
         # In bulk: select the two unused grants, remove them with one justification.

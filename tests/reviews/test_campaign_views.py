@@ -206,6 +206,8 @@ class TestDecide:
         )
         assert "Remove" in html and "by olivia-owner" in html and "/reviews/changes/" in html
         assert "Removed by this decision" in html and "outside this campaign" not in html
+        # The counts above the table follow, swapped out of band.
+        assert '<p id="campaign-counts" hx-swap-oob="true">' in html and "1 removed" in html
         assert "<html" not in html
         target.refresh_from_db()
         change_page = owner_client.get(reverse("reviews:change", args=[target.change_id]))
