@@ -238,6 +238,8 @@ else:
     # The host means nothing to this transport; naming one stops kombu warning on every
     # command that enqueues ("No hostname was supplied").
     CELERY_BROKER_URL = "filesystem://localhost/"
+    # kombu's filesystem transport, writing each message whole (see keyward/broker.py).
+    CELERY_BROKER_TRANSPORT = "keyward.broker:Transport"
     _celery_dir = VAR_DIR / "celery"
     # Any process may enqueue (web, CLI, worker), so make sure the broker folders exist.
     for _folder in ("queue", "processed", "control"):
