@@ -99,6 +99,9 @@ class Detection:
     remediation: str
     false_positives: str
     evaluate: Callable[..., list[Finding]]
+    # The reasons whose requests per window are compared with the threshold, for the rules
+    # that count requests: the investigation chart draws them against the threshold.
+    counts: tuple[str, ...] = ()
 
     def defaults(self) -> Config:
         return Config(True, self.threshold, self.window_seconds, self.minimum, self.severity)
@@ -821,6 +824,7 @@ CATALOGUE: tuple[Detection, ...] = (
             "then the client's own."
         ),
         evaluate=brute_force,
+        counts=(Reason.BAD_SECRET,),
     ),
     Detection(
         rule="credential_stuffing",
@@ -885,6 +889,7 @@ CATALOGUE: tuple[Detection, ...] = (
         ),
         false_positives="A planned move to new infrastructure before the allowlist was updated.",
         evaluate=allowlist_violation,
+        counts=(Reason.IP_NOT_ALLOWED,),
     ),
     Detection(
         rule="retired_credential",
@@ -907,6 +912,7 @@ CATALOGUE: tuple[Detection, ...] = (
         ),
         false_positives="A forgotten job or replica that was not updated after a rotation.",
         evaluate=retired_credential,
+        counts=tuple(RETIRED_REASONS),
     ),
     Detection(
         rule="scope_probing",

@@ -93,6 +93,9 @@ class TestAttackToResponse:
         raise_alert("live-1")
         page.evaluate("document.dispatchEvent(new CustomEvent('kw:visible'))")
         expect(page.locator("#alert-results")).to_contain_text("live-1")
+        # The navigation's badge polled too, and its link still marks the open section.
+        expect(page.locator("#nav-alerts .nav-count")).to_have_text("2")
+        expect(page.locator("#nav-alerts")).to_have_attribute("aria-current", "page")
         # ... and a hidden tab does not poll.
         page.evaluate("Object.defineProperty(document, 'hidden', {value: true})")
         raise_alert("live-2")
