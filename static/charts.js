@@ -57,18 +57,24 @@
       ctx.strokeStyle = colors.text;
       ctx.fillStyle = colors.text;
       ctx.font = `${12 * devicePixelRatio}px system-ui, sans-serif`;
+      ctx.textBaseline = "bottom";
       if (json.threshold) {
         const y = Math.round(u.valToPos(json.threshold.value, "y", true));
         ctx.setLineDash([8 * devicePixelRatio, 6 * devicePixelRatio]);
         ctx.beginPath(); ctx.moveTo(left, y); ctx.lineTo(left + w, y); ctx.stroke();
-        ctx.fillText(json.threshold.label, left + 6 * devicePixelRatio, y - 6 * devicePixelRatio);
+        ctx.textAlign = "left";
+        ctx.fillText(json.threshold.label, left + 6 * devicePixelRatio, y - 4 * devicePixelRatio);
       }
       if (json.marker) {
         const x = Math.round(u.valToPos(json.marker.x, "x", true));
         if (x >= left && x <= left + w) {
           ctx.setLineDash([2 * devicePixelRatio, 4 * devicePixelRatio]);
           ctx.beginPath(); ctx.moveTo(x, top); ctx.lineTo(x, top + h); ctx.stroke();
-          ctx.fillText(json.marker.label, x + 4 * devicePixelRatio, top + 14 * devicePixelRatio);
+          // Its label on the side with room: left of a marker in the right half.
+          const right = x > left + w / 2;
+          ctx.textAlign = right ? "right" : "left";
+          const gap = (right ? -4 : 4) * devicePixelRatio;
+          ctx.fillText(json.marker.label, x + gap, top + 16 * devicePixelRatio);
         }
       }
       ctx.restore();
