@@ -106,7 +106,7 @@ class TestAttackToResponse:
 
         row.get_by_role("link", name="Brute force on one client").click()
         expect(page.get_by_text("25 requests presented a wrong secret")).to_be_visible()
-        expect(page.locator("table.striped tbody tr")).to_have_count(5)
+        expect(page.locator("table.events-table tbody tr")).to_have_count(5)
         shoot(page, "alerts-investigation")
 
         page.once("dialog", lambda dialog: dialog.accept())
