@@ -6,17 +6,10 @@ the pytest PostgreSQL database) and mails through the file backend into a temp d
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
-import uuid
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
-from django.conf import settings as django_settings
 from django.utils import timezone
 
 from audit.services import Actor
@@ -25,7 +18,7 @@ from clients.models import Client, ClientSecret
 from keyward.celery import app as celery_app
 from security.models import NotificationLog, SecretFinding
 from security.tasks import scan_stale_secrets
-from tests.processes import child_database_url
+from tests.processes import CeleryWorker, wait_for
 
 from .conftest import OWNER, SECURITY
 
@@ -33,19 +26,6 @@ from .conftest import OWNER, SECURITY
 # earlier transactional test without it (and its post_migrate) ran first. This test needs
 # no migration-seeded rows: the secret policy falls back to the built-in defaults.
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
-
-PROJECT_DIR = Path(django_settings.BASE_DIR)
-
-
-def wait_for(condition, timeout: float = 30, what: str = "", log: Path | None = None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    detail = log.read_text(errors="replace") if log else ""
-    pytest.fail(f"timed out waiting for {what}\n{detail}")
 
 
 @pytest.fixture
@@ -55,48 +35,17 @@ def worker(tmp_path, settings):
     celery_app.conf.task_always_eager = False  # conftest makes it eager for unit tests
     mail_dir = tmp_path / "mail"
     mail_dir.mkdir()
-    log_path = tmp_path / "worker.log"
-    env = os.environ | {
-        "DATABASE_URL": child_database_url(),
-        "REDIS_URL": settings.REDIS_URL,
-        "DJANGO_SETTINGS_MODULE": "keyward.settings",
-        "CELERY_TASK_ALWAYS_EAGER": "",
-        "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
-        "EMAIL_FILE_PATH": str(mail_dir),
-        "KEYWARD_SECURITY_EMAIL": SECURITY,
-    }
-    venv_celery = PROJECT_DIR / ".venv/bin/celery"
-    celery = [str(venv_celery)] if venv_celery.exists() else [sys.executable, "-m", "celery"]
-    command = [
-        *celery, "-A", "keyward", "worker", "--pool=solo", "-c", "1", "--loglevel=INFO",
-        "--without-gossip", "--without-mingle", "--purge",
-        "-n", f"security-test-{uuid.uuid4().hex[:8]}@%h",
-    ]  # fmt: skip
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command,
-            cwd=PROJECT_DIR,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    worker = CeleryWorker(
+        tmp_path,
+        purge=True,
+        EMAIL_BACKEND="django.core.mail.backends.filebased.EmailBackend",
+        EMAIL_FILE_PATH=str(mail_dir),
+        KEYWARD_SECURITY_EMAIL=SECURITY,
+    )
     try:
-        wait_for(
-            lambda: " ready." in log_path.read_text(errors="replace") or process.poll() is not None,
-            what="the worker to start",
-            log=log_path,
-        )
-        assert process.poll() is None, log_path.read_text(errors="replace")
-        yield mail_dir, log_path
+        yield mail_dir, worker.log_path
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
+        worker.stop()
 
 
 def test_the_worker_scans_and_mails_each_finding_once(worker):

@@ -3,22 +3,16 @@ into the pytest PostgreSQL database, including a worker killed mid-batch."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
-from pathlib import Path
 
 import pytest
-from django.conf import settings as django_settings
 
 from analytics.drain import DRAIN_LOCK_SECONDS
 from analytics.models import TokenEvent
 from analytics.tasks import drain_token_events
 from tests.analytics.test_drain import make_event
-from tests.processes import child_database_url
+from tests.processes import CeleryWorker
 from tokens.buffer import (
     DRAIN_HEARTBEAT_KEY,
     EVENT_BUFFER_KEY,
@@ -28,61 +22,6 @@ from tokens.buffer import (
 from tokens.pipeline import DRAIN_FALLBACK_CLAIM_KEY
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
-
-PROJECT_DIR = Path(django_settings.BASE_DIR)
-
-
-class Worker:
-    """A `celery worker` subprocess in its own process group, logging to a file."""
-
-    def __init__(self, log_dir: Path, **env_overrides: str):
-        self.log_path = log_dir / f"worker-{uuid.uuid4().hex[:8]}.log"
-        env = os.environ | {
-            "DATABASE_URL": child_database_url(),
-            "REDIS_URL": django_settings.REDIS_URL,
-            "DJANGO_SETTINGS_MODULE": "keyward.settings",
-            "CELERY_TASK_ALWAYS_EAGER": "",
-        }
-        env |= env_overrides
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "keyward",
-                    "worker",
-                    "--pool=solo",
-                    "--loglevel=INFO",
-                    "--without-gossip",
-                    "--without-mingle",
-                    "-n",
-                    f"drain-test-{uuid.uuid4().hex[:8]}@%h",
-                ],
-                cwd=PROJECT_DIR,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        self.wait_ready()
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def wait_ready(self, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while " ready." not in self.log():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.kill()
-                pytest.fail(f"worker did not start:\n{self.log()}")
-            time.sleep(0.05)
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=10)
 
 
 @pytest.fixture
@@ -98,10 +37,10 @@ def buffer(settings):
 
 @pytest.fixture
 def start_worker(buffer, tmp_path):
-    workers: list[Worker] = []
+    workers: list[CeleryWorker] = []
 
-    def start(**env_overrides: str) -> Worker:
-        workers.append(Worker(tmp_path, **env_overrides))
+    def start(**env_overrides: str) -> CeleryWorker:
+        workers.append(CeleryWorker(tmp_path, **env_overrides))
         return workers[-1]
 
     yield start
