@@ -83,8 +83,11 @@ def alert_chart(alert: Alert, *, points: int, now: datetime | None = None) -> Al
     end = max(min(alert.last_seen_at + MARGIN, now), alert.last_seen_at + MINUTE)
     if not alert.subject_client_id and alert.source_network:
         return _network_chart(alert, start=start, end=end, points=points)
-    window = timedelta(seconds=alert.evidence.get("window_seconds") or detection.window_seconds)
-    window = min(window, RECENT_HORIZON)
+    # A rule no longer in the catalogue (renamed, removed) still has its traffic.
+    seconds = alert.evidence.get("window_seconds") or (
+        detection.window_seconds if detection else 60
+    )
+    window = min(timedelta(seconds=seconds), RECENT_HORIZON)
     step = _step(start, end, points=points, preferred=window if reasons else MINUTE, unit=MINUTE)
     start, end = _aligned(start, end, step)
     client_id = alert.subject_client_id

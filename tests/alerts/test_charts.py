@@ -86,6 +86,15 @@ class TestClientChart:
         data = chart(viewer_client, Alert.objects.get(rule="scope_probing")).json()
         assert data["threshold"] is None and "counted" not in data and data["step_seconds"] == 60
 
+    def test_an_alert_of_a_rule_no_longer_in_the_catalogue_still_charts(
+        self, brute_forced, viewer_client
+    ):
+        _client, alert = brute_forced
+        Alert.objects.filter(pk=alert.pk).update(rule="retired_rule", evidence={})
+        data = chart(viewer_client, alert).json()
+        assert data["step_seconds"] == 60 and sum(data["requests"]) == 40
+        assert "counted" not in data and data["threshold"] is None
+
     def test_a_bad_width_is_a_clear_400(self, brute_forced, viewer_client):
         _client, alert = brute_forced
         response = chart(viewer_client, alert, width="wide")
