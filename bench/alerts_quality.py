@@ -433,7 +433,7 @@ def report(args, detected, latency, false_alerts: Counter, client_days: float, w
     print(
         f"\nfalse alerts on normal clients: {total} over {client_days:,.0f} evaluated "
         f"client-days = {total / client_days * 10_000:.2f} per 10,000 client-days"
-        + (f" ({dict(false_alerts)})" if total else "")
+        + (f" ({ {rule: n for rule, n in false_alerts.items() if n} })" if total else "")
     )
 
 
