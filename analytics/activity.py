@@ -16,6 +16,7 @@ from . import selectors
 from .charts import (
     DEFAULT_POINTS,
     KNOWN_SOURCES,
+    RANGES,
     Series,
     TableRow,
     Window,
@@ -72,8 +73,26 @@ def traffic_overview(
     *, range_key: str, source: str | None, now: datetime | None = None
 ) -> TrafficOverview:
     window = window_for(range_key, points=DEFAULT_POINTS, now=now)
-    key = f"analytics:overview:{range_key}:{source or ''}:{int(window.end.timestamp())}"
-    return cache.get_or_set(key, lambda: _traffic_overview(window, source), OVERVIEW_CACHE_SECONDS)
+    return cache.get_or_set(
+        _overview_key(window, source),
+        lambda: _traffic_overview(window, source),
+        OVERVIEW_CACHE_SECONDS,
+    )
+
+
+def overview_cache_warm(*, now: datetime | None = None) -> None:
+    """Compute the overview of every range (all sources) into the cache, replacing what is
+    there: beat runs it more often than the cache expires, so viewers of the default view
+    rarely compute it (a new minute's window still can, until the next run). Not a
+    substitute for the computation being fast: see bench/README.md for both timings."""
+    for range_key in RANGES:
+        window = window_for(range_key, points=DEFAULT_POINTS, now=now)
+        overview = _traffic_overview(window, None)
+        cache.set(_overview_key(window, None), overview, OVERVIEW_CACHE_SECONDS)
+
+
+def _overview_key(window: Window, source: str | None) -> str:
+    return f"analytics:overview:{window.key}:{source or ''}:{int(window.end.timestamp())}"
 
 
 def overview_series(window: Window, *, source: str | None) -> Series:
@@ -92,15 +111,15 @@ def _traffic_overview(window: Window, source: str | None) -> TrafficOverview:
     choices = [*KNOWN_SOURCES, *(s.source for s in sources)]
     if source is not None:
         sources = [s for s in sources if s.source == source]
-    clients = selectors.client_totals(**span, source=source)
+    top_requests, top_failures = selectors.client_tops(**span, limit=TOP, source=source)
     return TrafficOverview(
         window=window,
         source=source,
         series=overview_series(window, source=source),
         sources=sources,
         reasons=_reasons(breakdown, source),
-        top_requests=_top(clients, "requests"),
-        top_failures=_top([c for c in clients if c.failures], "failures"),
+        top_requests=top_requests,
+        top_failures=top_failures,
         failing_networks=selectors.top_failing_networks(**span, limit=TOP, source=source),
         unknown_clients=selectors.unknown_client_ids(**span, limit=TOP, source=source),
         source_choices=list(dict.fromkeys(choices)),
@@ -123,10 +142,6 @@ def _reasons(breakdown, source: str | None) -> list[tuple[str, int]]:
         if outcome == Outcome.FAILURE and source in (None, row_source):
             counts[reason] = counts.get(reason, 0) + n
     return sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-
-
-def _top(clients: list[selectors.ClientTraffic], by: str) -> list[selectors.ClientTraffic]:
-    return sorted(clients, key=lambda c: (-getattr(c, by), c.client_id))[:TOP]
 
 
 @dataclass(frozen=True)

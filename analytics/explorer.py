@@ -266,6 +266,7 @@ EXPORT_FIELDS = (
     "source_ip",
     "scopes_requested",
     "scopes_granted",
+    "subject_client_id",
     "jti",
     "secret_id",
     "user_agent",

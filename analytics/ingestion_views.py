@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import logging
 import tempfile
 import zlib
@@ -40,6 +41,12 @@ from .ingestion_tokens import (
     source_name_problem,
 )
 from .models import IngestionToken
+from .usage_reports import (
+    ReportForbidden,
+    ReportInvalid,
+    usage_report_parse,
+    usage_report_store,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +66,10 @@ _SPOOL_IN_MEMORY = 1024 * 1024  # a bigger body is spooled to a temporary file
 
 def max_body_bytes() -> int:
     return int(getattr(settings, "KEYWARD_INGEST_MAX_BYTES", 10 * 1024 * 1024))
+
+
+def max_usage_report_bytes() -> int:
+    return int(getattr(settings, "KEYWARD_USAGE_REPORT_MAX_BYTES", 1024 * 1024))
 
 
 def max_decompressed_bytes() -> int:
@@ -112,6 +123,62 @@ def ingest(request: HttpRequest) -> HttpResponse:
             {"Retry-After": "5"},
         ).response()
     return _report_response(report, log_format, source)
+
+
+@csrf_exempt
+def usage(request: HttpRequest) -> HttpResponse:
+    """A resource server's usage report (analytics/usage_reports.py): 202 stored (or a
+    batch id already stored: `duplicate`), 400 invalid, 401 no valid ingestion token, 403 a
+    reserved resource name, 413 too large, 415 not JSON, 503 database down."""
+    try:
+        if request.method != "POST":
+            raise _Refused(405, "method_not_allowed", "Use POST.", {"Allow": "POST"})
+        token = _token(request)
+        report = _usage_report(request, token)
+        stored = usage_report_store(report=report, token=token)
+    except _Refused as refused:
+        return refused.response()
+    except DatabaseError:
+        logger.exception("usage report: database unavailable")
+        return _Refused(
+            503,
+            "temporarily_unavailable",
+            "The event store is unavailable; retry later with the same batch_id.",
+            {"Retry-After": "5"},
+        ).response()
+    body = {
+        "batch_id": str(report.batch_id),
+        "resource": report.resource,
+        "entries": len(report.counts),
+        "duplicate": not stored,
+    }
+    return JsonResponse(body, status=202)
+
+
+def _usage_report(request: HttpRequest, token: IngestionToken):
+    if (request.content_type or "").lower() != "application/json":
+        raise _Refused(415, "unsupported_media_type", "Send the report as application/json.")
+    limit = max_usage_report_bytes()
+    too_large = f"A report may be at most {limit} bytes; send smaller batches."
+    try:
+        length = int(request.headers.get("Content-Length") or 0)
+    except ValueError:
+        raise _Refused(400, "invalid_request", "Content-Length is not a number.") from None
+    if length > limit:
+        raise _Refused(413, "payload_too_large", too_large)
+    body = request.read(limit + 1)
+    if len(body) > limit:
+        raise _Refused(413, "payload_too_large", too_large)
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        raise _Refused(400, "invalid_request", "The body is not valid JSON.") from None
+    try:
+        return usage_report_parse(data, default_resource=token.source)
+    except ReportForbidden as exc:
+        raise _Refused(403, "forbidden", str(exc)) from None
+    except ReportInvalid as exc:
+        raise _Refused(400, "invalid_request", str(exc)) from None
 
 
 def _token(request: HttpRequest) -> IngestionToken:

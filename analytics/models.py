@@ -58,6 +58,15 @@ class TokenEvent(models.Model):
         default=SOURCE_KEYWARD,
         help_text="The token service that recorded it.",
     )
+    subject_client_id = models.CharField(
+        max_length=MAX_LENGTHS["subject_client_id"],
+        blank=True,
+        default="",
+        # Also in the database: a drain of the previous release, still running during a
+        # deploy, inserts without this column.
+        db_default="",
+        help_text="Introspection of an active token: the client the token was issued to.",
+    )
 
     class Meta:
         ordering = ["-occurred_at", "-id"]
@@ -69,7 +78,12 @@ class TokenEvent(models.Model):
         indexes = [
             models.Index(fields=["client_id", "occurred_at"], name="tokenevent_client_time"),
             models.Index(fields=["source_ip", "occurred_at"], name="tokenevent_ip_time"),
-            models.Index(fields=["reason", "occurred_at"], name="tokenevent_reason_time"),
+            # Not reason=ok (most rows; the unfiltered scan serves it, as outcome=success).
+            models.Index(
+                fields=["reason", "occurred_at"],
+                condition=~Q(reason=Reason.OK),
+                name="tokenevent_reason_time",
+            ),
             models.Index(
                 fields=["occurred_at"],
                 condition=Q(outcome="failure"),
@@ -147,6 +161,70 @@ class TrafficHour(TrafficRollup):  # noqa: DJ008 - TrafficRollup.__str__
         indexes = [models.Index(fields=["client_id", "bucket"], name="traffichour_client")]
 
 
+class TrafficTotal(models.Model):
+    """Requests per bucket, endpoint, outcome, reason and source, every client together:
+    the overview's chart, totals and reasons. A bucket holds a few dozen keys however
+    many clients there are, where TrafficMinute holds about one per client active in it."""
+
+    bucket = models.DateTimeField(help_text="Start of the bucket (UTC).")
+    endpoint = models.CharField(max_length=MAX_LENGTHS["endpoint"], choices=Endpoint.choices)
+    outcome = models.CharField(max_length=MAX_LENGTHS["outcome"], choices=Outcome.choices)
+    reason = models.CharField(max_length=MAX_LENGTHS["reason"])
+    source = models.CharField(max_length=MAX_LENGTHS["source"])
+    count = models.BigIntegerField()
+
+    KEY = ("bucket", "endpoint", "outcome", "reason", "source")
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return f"{self.bucket:%Y-%m-%d %H:%M} {self.reason} {self.count}"
+
+
+class TrafficMinuteTotal(TrafficTotal):  # noqa: DJ008 - TrafficTotal.__str__
+    class Meta:
+        # The key's index, bucket first, serves every read (time ranges).
+        constraints = [
+            models.UniqueConstraint(fields=TrafficTotal.KEY, name="trafficminutetotal_key"),
+        ]
+
+
+class TrafficHourTotal(TrafficTotal):  # noqa: DJ008 - TrafficTotal.__str__
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=TrafficTotal.KEY, name="traffichourtotal_key"),
+        ]
+
+
+class ClientDay(models.Model):
+    """Per UTC day, client_id (as presented) and source: requests, failures, unknown-client
+    attempts and the last request. The overview's top clients and unknown client_ids over
+    days read one row per client and day instead of one per client, hour and reason."""
+
+    bucket = models.DateTimeField(help_text="Midnight UTC of the day.")
+    client_id = models.CharField(max_length=MAX_LENGTHS["client_id"], blank=True)
+    source = models.CharField(max_length=MAX_LENGTHS["source"])
+    requests = models.BigIntegerField()
+    failures = models.BigIntegerField()
+    unknown = models.BigIntegerField(help_text="Failures with reason unknown_client.")
+    last_seen = models.DateTimeField()
+
+    KEY = ("bucket", "client_id", "source")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["bucket", "client_id", "source"], name="clientday_key")
+        ]
+        indexes = [
+            # unknown_client_ids: the few rows with unknown-client attempts, by day.
+            models.Index(fields=["bucket"], condition=Q(unknown__gt=0), name="clientday_unknown"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.bucket:%Y-%m-%d} {self.client_id} {self.requests}"
+
+
 class SourceNetwork(models.Model):
     """The networks a client_id was used from (IPv4 /24, IPv6 /48), per source, with when
     each was first and last seen: a client's page lists them, new ones stand out."""
@@ -220,6 +298,64 @@ class ScopeUsageHour(models.Model):
 
     def __str__(self) -> str:
         return f"{self.bucket:%Y-%m-%d %H:00} {self.client_id} {self.scope}"
+
+
+class ScopeExerciseHour(models.Model):
+    """Per hour, client and scope: how often a resource server checked a token of that
+    client carrying that scope. Two ways in: Keyward's introspection answers (`via`
+    introspection, `reporter` the resource server's client_id; every scope of the token
+    counts, since introspection does not say which one the resource server needed), and
+    usage reports of the resource-server kit (`via` report, `reporter` the report's
+    resource name; the scopes the protected view required). The scope review's "last
+    exercised" reads it."""
+
+    class Via(models.TextChoices):
+        INTROSPECTION = "introspection", "Introspection"
+        REPORT = "report", "Usage report"
+
+    bucket = models.DateTimeField()
+    client_id = models.CharField(max_length=MAX_LENGTHS["client_id"], blank=True)
+    scope = models.CharField(max_length=SCOPE_MAX_LENGTH)
+    via = models.CharField(max_length=16, choices=Via.choices)
+    reporter = models.CharField(max_length=MAX_LENGTHS["client_id"])
+    count = models.BigIntegerField()
+
+    KEY = ("bucket", "client_id", "scope", "via", "reporter")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["bucket", "client_id", "scope", "via", "reporter"],
+                name="scopeexercisehour_key",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["client_id", "bucket"], name="scopeexercisehour_client"),
+            # "Does any resource server report this scope?" (not reported vs never).
+            models.Index(fields=["scope", "bucket"], name="scopeexercisehour_scope"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.bucket:%Y-%m-%d %H:00} {self.client_id} {self.scope} ({self.reporter})"
+
+
+class UsageReport(models.Model):
+    """A usage report batch received from a resource server (POST /analytics/api/usage),
+    kept so that a batch sent again (a retry after a lost answer) is counted once."""
+
+    batch_id = models.UUIDField(primary_key=True)
+    token = models.ForeignKey("IngestionToken", null=True, on_delete=models.SET_NULL)
+    reporter = models.CharField(max_length=MAX_LENGTHS["client_id"])
+    received_at = models.DateTimeField(default=timezone.now)
+    entries = models.PositiveIntegerField()
+    total = models.BigIntegerField(help_text="Sum of the entries' counts.")
+
+    class Meta:
+        # Rollup retention prunes batches older than KEYWARD_ROLLUP_RETENTION_DAYS.
+        indexes = [models.Index(fields=["received_at"], name="usagereport_received")]
+
+    def __str__(self) -> str:
+        return f"{self.batch_id} from {self.reporter}"
 
 
 # --- Ingestion -------------------------------------------------------------------------

@@ -16,9 +16,11 @@ per statement, each its own transaction), through the index that starts with the
 (last_seen for networks). Not partitions: rollups are orders of magnitude smaller than raw
 events, a day of them is a few thousand to a few hundred thousand rows, and small
 deletes keep every lock short while the drain upserts; partitioning them would also mean
-five more sets of partitions to manage. Per-minute rollups are kept as long as raw events
-(the charts read minutes only for ranges up to 48 h), the hourly ones, scope usage and
-networks for KEYWARD_ROLLUP_RETENTION_DAYS.
+more sets of partitions to manage. Per-minute rollups (by client and totals) are kept as
+long as raw events (the charts read minutes only for ranges up to 48 h), the hourly ones,
+the per-client days, scope usage and exercise and networks for
+KEYWARD_ROLLUP_RETENTION_DAYS; usage-report batch ids (the endpoint's idempotency) for
+USAGE_REPORT_IDS_KEPT.
 """
 
 from __future__ import annotations
@@ -32,15 +34,21 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from .models import (
+    ClientDay,
     NetworkFailureHour,
+    ScopeExerciseHour,
     ScopeUsageHour,
     SourceNetwork,
     TokenEvent,
     TrafficHour,
+    TrafficHourTotal,
     TrafficMinute,
+    TrafficMinuteTotal,
+    UsageReport,
 )
 from .partitions import PARTITION_LOCK, partitions_create, partitions_drop_before
 from .store import retention_cutoff
+from .usage_reports import USAGE_REPORT_IDS_KEPT
 
 logger = logging.getLogger(__name__)
 
@@ -99,9 +107,14 @@ def _rollups_prune() -> int:
     rollup_cutoff = now - timedelta(days=settings.KEYWARD_ROLLUP_RETENTION_DAYS)
     return (
         _delete_in_batches(TrafficMinute, "bucket", raw_cutoff)
+        + _delete_in_batches(TrafficMinuteTotal, "bucket", raw_cutoff)
         + _delete_in_batches(TrafficHour, "bucket", rollup_cutoff)
+        + _delete_in_batches(TrafficHourTotal, "bucket", rollup_cutoff)
+        + _delete_in_batches(ClientDay, "bucket", rollup_cutoff)
         + _delete_in_batches(NetworkFailureHour, "bucket", rollup_cutoff)
         + _delete_in_batches(ScopeUsageHour, "bucket", rollup_cutoff)
+        + _delete_in_batches(ScopeExerciseHour, "bucket", rollup_cutoff)
+        + _delete_in_batches(UsageReport, "received_at", now - USAGE_REPORT_IDS_KEPT)
         + _delete_in_batches(SourceNetwork, "last_seen", rollup_cutoff)
     )
 
@@ -112,9 +125,9 @@ def _delete_in_batches(model, column: str, cutoff: datetime) -> int:
         ids = list(
             model.objects.filter(**{f"{column}__lt": cutoff})
             .order_by(column)
-            .values_list("id", flat=True)[:ROLLUP_BATCH]
+            .values_list("pk", flat=True)[:ROLLUP_BATCH]
         )
         if not ids:
             return deleted
         with transaction.atomic():
-            deleted += model.objects.filter(id__in=ids).delete()[0]
+            deleted += model.objects.filter(pk__in=ids).delete()[0]

@@ -1,12 +1,20 @@
 """Synthetic token traffic for benchmarks and demos (`manage.py seed_traffic`).
 
-PostgreSQL, many events (bulk): generated lines are COPYed (text format) into an unlogged
-staging table with no indexes, the rollups are computed from it with INSERT … SELECT …
-GROUP BY (analytics.rollups.rollups_rebuild_sql), and one INSERT … SELECT moves the rows
-into the partitioned event table, whose indexes are then built row by row by PostgreSQL.
-Computing the rollups from the staging table, not the event table, counts exactly the
-seeded rows whatever the table held before. SQLite: the records go through the store in
-batches (slower, meant for a few thousand demo events).
+PostgreSQL, many events (bulk), one day at a time, each day in its own transaction:
+1. Generate the day's events in time order and COPY them (text format) into a table with
+   no index: the day's partition-to-be when the day has no partition yet, else an
+   unlogged staging table.
+2. Add them to the rollups from that table (analytics.rollups.rollups_rebuild_sql: INSERT
+   … SELECT … GROUP BY … ON CONFLICT DO UPDATE, the store's own statements), so the
+   rollups count exactly the seeded rows whatever the tables held before.
+3. A new day: ATTACH PARTITION, which builds the partition's indexes in one sort each
+   (instead of one index insertion per row and index). An existing day: INSERT … SELECT
+   from the staging table into it.
+When every rollup table is empty, their indexes and unique keys are dropped before the
+first day (the rollups then take plain INSERTs: each day's buckets are its own) and built
+again after the last, for the same reason; SourceNetwork, which spans days, keeps its key
+and its upserts. SQLite: the records go through the store in batches (slower, meant for a few
+thousand demo events).
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ import random
 import secrets
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -24,12 +33,21 @@ from audit.events import COLUMNS, TokenEventRecord
 from clients.models import Client, ClientSecret
 from clients.secrets import secret_hash
 
-from .partitions import partitions_create
-from .rollups import rollups_rebuild_sql
+from .partitions import (
+    PARENT,
+    PARTITION_LOCK,
+    day_start,
+    partition_name,
+    partitions_existing,
+)
+from .rollups import ROLLUP_TABLES, rollups_rebuild_sql
 from .store import token_events_store
 
 SEED_NAME = "Seed client "
 STAGE = "analytics_seed_stage"
+SOURCE_NETWORK = "analytics_sourcenetwork"
+# work_mem and maintenance_work_mem of each day's transaction (the defaults are a few MB).
+BULK_MEMORY = "256MB"
 CHUNK = 20_000
 NULL = "\\N"  # COPY text format
 
@@ -89,18 +107,21 @@ def seed_clients(count: int) -> list[tuple[str, int]]:
 
 
 def _lines(
-    clients: list[tuple[str, int]], events: int, start: float, span: float, rng: random.Random
+    clients: list[tuple[str, int]],
+    times: list[float],
+    rng: random.Random,
+    run: str,
+    first: int = 0,
 ) -> Iterator[list[str]]:
-    """Chunks of COPY text lines (tab-separated, COLUMNS order)."""
-    run = secrets.token_hex(8)
+    """Chunks of COPY text lines (tab-separated, COLUMNS order), one event per time in
+    `times`, in that order; ids are `run` and the event's number from `first`."""
     weights = [w for w, *_ in OUTCOMES]
     scope_sets = [" ".join(SCOPES[: 1 + i % len(SCOPES)]) for i in range(len(SCOPES))]
-    n = 0
-    while n < events:
-        size = min(CHUNK, events - n)
-        kinds = rng.choices(OUTCOMES, weights=weights, k=size)
+    for chunk in range(0, len(times), CHUNK):
+        at_times = times[chunk : chunk + CHUNK]
+        kinds = rng.choices(OUTCOMES, weights=weights, k=len(at_times))
         lines = []
-        for kind in kinds:
+        for n, (kind, seconds) in enumerate(zip(kinds, at_times, strict=True), first + chunk):
             _w, endpoint, outcome, reason, status = kind
             # Skewed: a few clients make most of the traffic.
             index = int(len(clients) * rng.random() ** 3)
@@ -108,7 +129,7 @@ def _lines(
             known = "t"
             if reason == "unknown_client":
                 client_id, secret_id, known = f"ghost{rng.randrange(500)}", NULL, "f"
-            at = datetime.fromtimestamp(start + rng.random() * span, tz=UTC)
+            at = datetime.fromtimestamp(seconds, tz=UTC)
             attacker = outcome == "failure" and rng.random() < 0.5
             ip = (
                 f"198.51.{rng.randrange(100, 120)}.{rng.randrange(256)}"
@@ -122,10 +143,23 @@ def _lines(
                 f"{run}{n:016x}\t{at.isoformat()}\t{endpoint}\t{client_id}\t{known}\t"
                 f"{secret_id if outcome == 'success' else NULL}\t{outcome}\t{reason}\t"
                 f"{ip}\t{AGENTS[index % 4]}\t{requested}\t{granted}\t{jti}\t{status}\t"
-                f"{rng.random() * 3:.3f}\t{SOURCES[index % 20]}\n"
+                f"{rng.random() * 3:.3f}\t{SOURCES[index % 20]}\t\n"
             )
-            n += 1
         yield lines
+
+
+def _days(start: float, end: float, events: int) -> list[tuple[datetime, float, float, int]]:
+    """(midnight, first moment, end, events) of each UTC day in [start, end): the events
+    shared in proportion to the time each day covers."""
+    days, placed = [], 0
+    day = datetime.fromtimestamp(start, tz=UTC).date()
+    while (lo := max(start, day_start(day).timestamp())) < end:
+        hi = min(end, day_start(day + timedelta(days=1)).timestamp())
+        share = round(events * (hi - start) / (end - start)) - placed
+        days.append((day_start(day), lo, hi, share))
+        placed += share
+        day += timedelta(days=1)
+    return days
 
 
 def seed_events(
@@ -138,50 +172,137 @@ def seed_events(
     step: Callable[[str], None] = lambda what: None,
 ) -> float:
     """Store `events` events over the last `days` days; returns the seconds it took.
-    `progress(n)` is told of every n events generated, `step(what)` of each later step."""
+    `progress(n)` is told of every n events stored, `step(what)` of the steps after."""
     rng = random.Random(seed)
+    run = secrets.token_hex(8)
     now = time.time()
     start = now - days * 86400
     started = time.monotonic()
     if connection.vendor != "postgresql":
-        _seed_through_store(clients, events, start, now - start, rng, progress)
+        times = sorted(start + rng.random() * (now - start) for _ in range(events))
+        _seed_through_store(_lines(clients, times, rng, run), progress)
         return time.monotonic() - started
-    first_day = datetime.fromtimestamp(start, tz=UTC).date()
-    last_day = datetime.fromtimestamp(now, tz=UTC).date()
-    with transaction.atomic(), connection.cursor() as cursor:
-        partitions_create(
-            cursor,
-            [first_day + timedelta(days=d) for d in range((last_day - first_day).days + 1)],
-        )
-        cursor.execute(f"DROP TABLE IF EXISTS {STAGE}")
-        cursor.execute(
-            f"CREATE UNLOGGED TABLE {STAGE} (LIKE analytics_tokenevent INCLUDING DEFAULTS)"
-        )
-        with cursor.copy(f"COPY {STAGE} ({', '.join(COLUMNS)}) FROM STDIN") as copy:
-            for lines in _lines(clients, events, start, now - start, rng):
-                copy.write("".join(lines))
-                progress(len(lines))
-        step("generated and copied; rollups (INSERT … SELECT … GROUP BY)")
-        rollups_rebuild_sql(
-            start=datetime.fromtimestamp(start - 1, tz=UTC),
-            end=datetime.fromtimestamp(now + 1, tz=UTC),
-            table=STAGE,
-        )
-        step("events into the partitioned table (indexes built as rows arrive)")
-        cursor.execute(
-            f"INSERT INTO analytics_tokenevent SELECT * FROM {STAGE}"  # noqa: S608
-        )
-        cursor.execute(f"DROP TABLE {STAGE}")
+    dropped = _rollup_indexes_drop()
+    days_ = _days(start, now, events)
+    firsts = [sum(count for *_, count in days_[:i]) for i in range(len(days_))]
+
+    def generate(i: int) -> list[list[str]]:
+        _day, lo, hi, count = days_[i]
+        times = sorted(lo + rng.random() * (hi - lo) for _ in range(count))
+        return list(_lines(clients, times, rng, run, firsts[i]))
+
+    # The next day is generated (Python, one core) while the database loads this one
+    # (the other core); one worker, so days are generated in order and a seed repeats.
+    try:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending = pool.submit(generate, 0) if days_ else None
+            for i, (day, *_rest) in enumerate(days_):
+                chunks = pending.result()
+                if i + 1 < len(days_):
+                    pending = pool.submit(generate, i + 1)
+                # Without their unique keys, the rollups take plain INSERTs: each day's
+                # buckets are its own, and the tables held nothing before.
+                _day_load(day, iter(chunks), progress, upsert=not dropped)
+    finally:
+        if dropped:
+            step(f"building {len(dropped)} rollup indexes again")
+            _rollup_indexes_create(dropped)
     step("ANALYZE")
     with connection.cursor() as cursor:
-        cursor.execute("ANALYZE analytics_tokenevent")
+        for table in (PARENT, *ROLLUP_TABLES):
+            cursor.execute(f"ANALYZE {table}")
     return time.monotonic() - started
 
 
-def _seed_through_store(clients, events, start, span, rng, progress) -> None:
-    for lines in _lines(clients, events, start, span, rng):
-        records = [_record(line) for line in lines]
-        token_events_store(records)
+def _day_load(day: datetime, chunks: Iterator[list[str]], progress, *, upsert: bool) -> None:
+    """One day's events and their rollups, in one transaction (the module's steps)."""
+    table, new = partition_name(day.date()), True
+    end = day + timedelta(days=1)
+    with transaction.atomic(), connection.cursor() as cursor:
+        # Partition DDL under the lock retention and the store take (analytics/partitions.py).
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [PARTITION_LOCK])
+        if day.date() in partitions_existing(cursor) and not _partition_drop_if_empty(
+            cursor, table
+        ):
+            table, new = STAGE, False
+            cursor.execute(f"DROP TABLE IF EXISTS {STAGE}")
+            cursor.execute(f"CREATE UNLOGGED TABLE {STAGE} (LIKE {PARENT} INCLUDING DEFAULTS)")
+        else:
+            # ATTACH needs the parent's NOT NULL and CHECK constraints on the table.
+            cursor.execute(
+                f"CREATE TABLE {table} (LIKE {PARENT} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
+            )
+        with cursor.copy(f"COPY {table} ({', '.join(COLUMNS)}) FROM STDIN") as copy:
+            for lines in chunks:
+                copy.write("".join(lines))
+                progress(len(lines))
+        # A new table has no statistics: the rollups' GROUP BYs would be planned for one
+        # row and spill to disk. Memory for them and for the index builds of ATTACH.
+        cursor.execute(f"ANALYZE {table}")
+        cursor.execute(f"SET LOCAL work_mem = '{BULK_MEMORY}'")
+        cursor.execute(f"SET LOCAL maintenance_work_mem = '{BULK_MEMORY}'")
+        rollups_rebuild_sql(start=day, end=end, table=table, upsert=upsert)
+        if new:
+            cursor.execute(
+                f"ALTER TABLE {PARENT} ATTACH PARTITION {table} "
+                f"FOR VALUES FROM ('{day.isoformat()}') TO ('{end.isoformat()}')"
+            )
+        else:
+            cursor.execute(f"INSERT INTO {PARENT} SELECT * FROM {STAGE}")  # noqa: S608
+            cursor.execute(f"DROP TABLE {STAGE}")
+
+
+def _partition_drop_if_empty(cursor, table: str) -> bool:
+    """An empty partition (made ahead by retention) is dropped, to be loaded as a new one."""
+    cursor.execute(f"SELECT EXISTS (SELECT FROM {table})")  # noqa: S608
+    if cursor.fetchone()[0]:
+        return False
+    cursor.execute(f"DROP TABLE {table}")
+    return True
+
+
+def _rollup_indexes_drop() -> list[str]:
+    """When every rollup table is empty: drop their indexes and unique keys (not primary
+    keys; SourceNetwork keeps its key, it is upserted across days) and return the
+    statements that build them again. Otherwise drop nothing."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        for table in ROLLUP_TABLES:
+            cursor.execute(f"SELECT EXISTS (SELECT FROM {table})")  # noqa: S608
+            if cursor.fetchone()[0]:
+                return []
+        cursor.execute(
+            """
+            SELECT c.relname, i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid),
+                   con.conname, pg_get_constraintdef(con.oid)
+            FROM pg_index i
+            JOIN pg_class c ON c.oid = i.indrelid
+            LEFT JOIN pg_constraint con ON con.conindid = i.indexrelid AND con.contype = 'u'
+            WHERE c.relname = ANY(%s) AND NOT i.indisprimary
+              AND NOT (c.relname = %s AND i.indisunique)
+            """,
+            [list(ROLLUP_TABLES), SOURCE_NETWORK],
+        )
+        rebuild = []
+        for table, index, index_sql, constraint, constraint_sql in cursor.fetchall():
+            if constraint:
+                cursor.execute(f"ALTER TABLE {table} DROP CONSTRAINT {constraint}")
+                rebuild.append(f"ALTER TABLE {table} ADD CONSTRAINT {constraint} {constraint_sql}")
+            else:
+                cursor.execute(f"DROP INDEX {index}")
+                rebuild.append(index_sql)
+    return rebuild
+
+
+def _rollup_indexes_create(statements: list[str]) -> None:
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"SET LOCAL maintenance_work_mem = '{BULK_MEMORY}'")
+        for statement in statements:
+            cursor.execute(statement)
+
+
+def _seed_through_store(chunks: Iterator[list[str]], progress) -> None:
+    for lines in chunks:
+        token_events_store([_record(line) for line in lines])
         progress(len(lines))
 
 

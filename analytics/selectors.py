@@ -1,33 +1,52 @@
 """Reads for the charts and dashboards, all from rollups: their cost follows the number of
 buckets and keys in the range, not the number of raw events.
 
-Which rollup: ranges up to MINUTE_RANGE (48 h) read the per-minute table and are exact to
-the minute; longer ones read the per-hour table, with start and end floored to the hour.
-`traffic_series` chooses by its step instead (under an hour: minutes). Per-minute rollups
-are kept as long as raw events (KEYWARD_EVENT_RETENTION_DAYS), hourly ones for
-KEYWARD_ROLLUP_RETENTION_DAYS.
+Which unit: ranges up to MINUTE_RANGE (48 h) are exact to the minute; longer ones have
+start and end floored to the hour. `traffic_series` chooses by its step instead (under an
+hour: minutes). Per-minute rollups are kept as long as raw events
+(KEYWARD_EVENT_RETENTION_DAYS), the others for KEYWARD_ROLLUP_RETENTION_DAYS.
+
+Which table: reads of one client, or split by client, need the client dimension
+(TrafficMinute, TrafficHour); reads over every client together use the totals
+(TrafficMinuteTotal, TrafficHourTotal), a few dozen rows per bucket whatever the number of
+clients. The overview's per-client lists (client_totals, unknown_client_ids) cover their
+range with the coarsest buckets that fit (`_cover`): minutes up to the first whole hour,
+hours up to the first whole day, then ClientDay's days (one row per client and day), and
+back down at the end. A range that ends after now reads the day it ends in whole: no event
+has happened after now (events up to a day ahead, from a skewed clock, are accepted by the
+store and would be counted one refresh early).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-from django.db.models import Max, Q, QuerySet, Sum
+from django.db import connection
+from django.db.models import Q, QuerySet, Sum
+from django.utils import timezone
 
-from audit.events import Outcome, Reason
+from audit.events import Outcome
 
 from .models import (
+    ClientDay,
     NetworkFailureHour,
     ScopeUsageHour,
     SourceNetwork,
     TrafficHour,
+    TrafficHourTotal,
     TrafficMinute,
+    TrafficMinuteTotal,
 )
 
 MINUTE = timedelta(minutes=1)
 HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
 MINUTE_RANGE = timedelta(hours=48)
+# Ties in the top lists in code point order, as Python sorts (SQLite's default collation).
+_C = ' COLLATE "C"' if connection.vendor == "postgresql" else ""
+# Per unit: the table with the client dimension, the one with every client together.
+_TABLES = {MINUTE: (TrafficMinute, TrafficMinuteTotal), HOUR: (TrafficHour, TrafficHourTotal)}
 
 _SUCCESSES = Sum("count", filter=Q(outcome=Outcome.SUCCESS), default=0)
 _FAILURES = Sum("count", filter=Q(outcome=Outcome.FAILURE), default=0)
@@ -74,13 +93,43 @@ def _floor(moment: datetime, unit: timedelta) -> datetime:
     return datetime.fromtimestamp(moment.timestamp() // seconds * seconds, tz=moment.tzinfo)
 
 
+def _ceil(moment: datetime, unit: timedelta) -> datetime:
+    floor = _floor(moment, unit)
+    return floor if floor == moment else floor + unit
+
+
 def _traffic(start: datetime, end: datetime, **filters) -> QuerySet:
-    """The traffic rollup rows in [start, end), optional filters with None meaning any."""
-    unit, model = (MINUTE, TrafficMinute) if end - start <= MINUTE_RANGE else (HOUR, TrafficHour)
+    """The traffic rollup rows in [start, end), optional filters with None meaning any;
+    the totals table unless a client_id is given."""
+    unit = MINUTE if end - start <= MINUTE_RANGE else HOUR
     wanted = {name: value for name, value in filters.items() if value is not None}
+    model = _TABLES[unit][0 if "client_id" in wanted else 1]
     return model.objects.filter(
         bucket__gte=_floor(start, unit), bucket__lt=_floor(end, unit), **wanted
     )
+
+
+def _cover(start: datetime, end: datetime) -> list[tuple[timedelta, datetime, datetime]]:
+    """[start, end) (floored as `_traffic` floors) as (unit, lo, hi) pieces, each a whole
+    number of its unit's buckets, the coarsest that fit (the module's docstring)."""
+    unit = MINUTE if end - start <= MINUTE_RANGE else HOUR
+    lo, hi = _floor(start, unit), _floor(end, unit)
+    if hi >= timezone.now():
+        hi = _ceil(hi, DAY)
+    return _pieces(lo, hi, (DAY, HOUR, MINUTE))
+
+
+def _pieces(lo: datetime, hi: datetime, units: tuple) -> list:
+    if lo >= hi:
+        return []
+    unit, *finer = units
+    if not finer:
+        return [(unit, lo, hi)]
+    first, last = _ceil(lo, unit), _floor(hi, unit)
+    if first >= last:
+        return _pieces(lo, hi, tuple(finer))
+    finer = tuple(finer)
+    return [*_pieces(lo, first, finer), (unit, first, last), *_pieces(last, hi, finer)]
 
 
 def traffic_series(
@@ -96,7 +145,8 @@ def traffic_series(
     step, the first at `start` floored to the rollup's unit. A step under an hour reads the
     per-minute rollup (a step under a minute counts as a minute), else the hourly one.
     `reasons`: only requests with one of these reason codes."""
-    unit, model = (MINUTE, TrafficMinute) if step < HOUR else (HOUR, TrafficHour)
+    unit = MINUTE if step < HOUR else HOUR
+    model = _TABLES[unit][1 if client_id is None else 0]
     step = max(step, unit)
     first = _floor(start, unit)
     wanted = {k: v for k, v in {"client_id": client_id, "source": source}.items() if v is not None}
@@ -146,14 +196,8 @@ def top_clients(
     by client_id as presented (unknown ones included)."""
     if by not in ("requests", "failures"):
         raise ValueError(f"by must be requests or failures, not {by!r}")
-    rows = (
-        _traffic(start, end, source=source)
-        .values("client_id")
-        .annotate(requests=Sum("count"), failures=_FAILURES)
-        .filter(**({"failures__gt": 0} if by == "failures" else {}))
-        .order_by(f"-{by}", "client_id")[:limit]
-    )
-    return [ClientTraffic(r["client_id"], r["requests"], r["failures"]) for r in rows]
+    by_requests, by_failures = client_tops(start=start, end=end, limit=limit, source=source)
+    return by_requests if by == "requests" else by_failures
 
 
 def top_failing_networks(
@@ -192,14 +236,101 @@ def network_failure_series(
 def unknown_client_ids(
     *, start: datetime, end: datetime, limit: int = 10, source: str | None = None
 ) -> list[UnknownClient]:
-    """client_ids that were tried but name no client, most attempts first."""
-    rows = (
-        _traffic(start, end, source=source, reason=Reason.UNKNOWN_CLIENT)
-        .values("client_id", "source")
-        .annotate(n=Sum("count"), last=Max("bucket"))
-        .order_by("-n", "client_id")[:limit]
+    """client_ids that were tried but name no client, most attempts first. `last_seen`: the
+    last attempt's time where whole days were read, else the start of its minute or hour."""
+    pieces, params = _pieces_sql(
+        start,
+        end,
+        source,
+        day="client_id, source, unknown AS n, last_seen AS last FROM {table} WHERE unknown > 0",
+        finer="client_id, source, count AS n, bucket AS last FROM {table} "
+        "WHERE reason = 'unknown_client'",
     )
-    return [UnknownClient(r["client_id"], r["source"], r["n"], r["last"]) for r in rows]
+    if not pieces:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT client_id, source, CAST(sum(n) AS bigint), max(last) "  # noqa: S608
+            f"FROM ({pieces}) AS p GROUP BY client_id, source "
+            f"ORDER BY 3 DESC, client_id{_C}, source{_C} LIMIT %s",
+            [*params, limit],
+        )
+        return [
+            UnknownClient(client_id, source, n, _moment(last))
+            for client_id, source, n, last in cursor.fetchall()
+        ]
+
+
+def client_tops(
+    *, start: datetime, end: datetime, limit: int = 10, source: str | None = None
+) -> tuple[list[ClientTraffic], list[ClientTraffic]]:
+    """The overview's two top lists in one read: the `limit` clients with the most requests,
+    and those with the most failures (any). Summed and ranked by the database, so only
+    the winners travel, not a row per client."""
+    pieces, params = _pieces_sql(
+        start,
+        end,
+        source,
+        day="client_id, requests AS n, failures AS f FROM {table} WHERE 1 = 1",
+        finer="client_id, count AS n, "
+        "CASE WHEN outcome = 'failure' THEN count ELSE 0 END AS f FROM {table} WHERE 1 = 1",
+    )
+    if not pieces:
+        return [], []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            WITH totals AS (
+                SELECT client_id, CAST(sum(n) AS bigint) AS n, CAST(sum(f) AS bigint) AS f
+                FROM ({pieces}) AS p GROUP BY client_id
+            )
+            SELECT * FROM (
+                SELECT 'n', client_id, n, f FROM totals
+                ORDER BY n DESC, client_id{_C} LIMIT %s
+            ) AS by_requests
+            UNION ALL
+            SELECT * FROM (
+                SELECT 'f', client_id, n, f FROM totals WHERE f > 0
+                ORDER BY f DESC, client_id{_C} LIMIT %s
+            ) AS by_failures
+            """,  # noqa: S608
+            [*params, limit, limit],
+        )
+        rows = cursor.fetchall()
+    tops = {"n": [], "f": []}
+    for which, client_id, requests, failures in rows:
+        tops[which].append(ClientTraffic(client_id, requests, failures))
+    return tops["n"], tops["f"]
+
+
+def _moment(value) -> datetime:
+    """A timestamp from raw SQL: PostgreSQL gives datetimes, SQLite text."""
+    if isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(value).replace(tzinfo=UTC)
+
+
+def _pieces_sql(
+    start: datetime, end: datetime, source: str | None, *, day: str, finer: str
+) -> tuple[str, list]:
+    """One SELECT per piece of [start, end) (`_cover`), joined by UNION ALL: `day` reads
+    ClientDay, `finer` the per-client minute or hour rollup (each "columns FROM {table}
+    WHERE …"); the piece's bucket range and the source are added."""
+    selects, params = [], []
+    for unit, lo, hi in _cover(start, end):
+        model = ClientDay if unit == DAY else _TABLES[unit][0]
+        text = (day if unit == DAY else finer).format(table=model._meta.db_table)
+        selects.append(f"SELECT {text} AND bucket >= %s AND bucket < %s")
+        # As the ORM would pass them (SQLite compares its own text form).
+        params += [connection.ops.adapt_datetimefield_value(moment) for moment in (lo, hi)]
+        if source is not None:
+            selects[-1] += " AND source = %s"
+            params.append(source)
+    return " UNION ALL ".join(selects), params
+
+
+def _source(source: str | None) -> dict:
+    return {} if source is None else {"source": source}
 
 
 def client_networks(*, client_id: str, limit: int = 50) -> list[SourceNetwork]:
@@ -262,12 +393,20 @@ def traffic_breakdown(
 def client_totals(
     *, start: datetime, end: datetime, source: str | None = None
 ) -> list[ClientTraffic]:
-    """Requests and failures of every client_id in [start, end), in no order: one read of
-    the rollup for both top lists (top_clients reads it once per list)."""
-    rows = (
-        _traffic(start, end, source=source)
-        .values("client_id")
-        .annotate(requests=Sum("count"), failures=_FAILURES)
-        .order_by()
-    )
-    return [ClientTraffic(r["client_id"], r["requests"], r["failures"]) for r in rows]
+    """Requests and failures of every client_id in [start, end), in no order: one read per
+    piece of the range (`_cover`) for both top lists."""
+    totals: dict[str, list[int]] = {}
+    for unit, lo, hi in _cover(start, end):
+        if unit == DAY:
+            rows = ClientDay.objects.values("client_id").annotate(
+                n=Sum("requests"), failed=Sum("failures")
+            )
+        else:
+            rows = _TABLES[unit][0].objects.values("client_id")
+            rows = rows.annotate(n=Sum("count"), failed=_FAILURES)
+        rows = rows.filter(bucket__gte=lo, bucket__lt=hi, **_source(source)).order_by()
+        for client_id, n, failed in rows.values_list("client_id", "n", "failed"):
+            counts = totals.setdefault(client_id, [0, 0])
+            counts[0] += n
+            counts[1] += failed
+    return [ClientTraffic(c, n, failed) for c, (n, failed) in totals.items()]

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from .activity import overview_cache_warm
 from .drain import token_events_drain
 from .retention import retention_apply
 
@@ -22,6 +23,13 @@ from .retention import retention_apply
 def drain_token_events() -> int:
     """Beat runs this every few seconds (CELERY_BEAT_SCHEDULE)."""
     return token_events_drain()
+
+
+# expires: a late run would only compute what the next one computes again.
+@shared_task(ignore_result=True, soft_time_limit=15, time_limit=20, expires=10)
+def warm_overview_cache() -> None:
+    """Every 20 s (CELERY_BEAT_SCHEDULE): see analytics.activity.overview_cache_warm."""
+    overview_cache_warm()
 
 
 @shared_task(ignore_result=True, soft_time_limit=600, time_limit=660, expires=3000)

@@ -15,6 +15,7 @@ urlpatterns: list = [
     path("events/export.ndjson", views.event_export_ndjson, name="events_ndjson"),
     # Machine endpoint: ingestion-token auth, no session, CSRF-exempt (docs/events.md).
     path("api/ingest", ingestion_views.ingest, name="ingest"),
+    path("api/usage", ingestion_views.usage, name="usage"),
     path("ingestion-tokens/", ingestion_views.ingestion_tokens, name="ingestion_tokens"),
     path(
         "ingestion-tokens/new/",

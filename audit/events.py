@@ -85,6 +85,7 @@ MAX_LENGTHS: dict[str, int] = {
     "scopes_granted": 1000,
     "jti": 64,
     "source": 64,
+    "subject_client_id": 200,
 }
 
 # The source of events that Keyward's own token service recorded.
@@ -166,7 +167,8 @@ class TokenEventRecord:
         maxLength=_max_length("scopes_requested"),
     )
     scopes_granted: str = _field(
-        "Space-separated scopes, as issued; empty on failure.",
+        "Space-separated scopes, as issued (introspection: those of the inspected token, when "
+        "the caller may see it); empty on failure.",
         default="",
         maxLength=_max_length("scopes_granted"),
     )
@@ -191,6 +193,13 @@ class TokenEventRecord:
         default=SOURCE_KEYWARD,
         minLength=1,
         maxLength=_max_length("source"),
+    )
+    subject_client_id: str = _field(
+        "Introspection of an active token: the client_id the inspected token was issued to "
+        "(client_id is then the resource server that asked, and scopes_granted the token's "
+        "scopes). Empty otherwise.",
+        default="",
+        maxLength=_max_length("subject_client_id"),
     )
 
     # --- The buffer ------------------------------------------------------------------
@@ -237,6 +246,9 @@ class TokenEventRecord:
             status_code=_status_code(data["status_code"]),
             duration_ms=_duration(data.get("duration_ms")),
             source=_code(data.get("source", SOURCE_KEYWARD), _LIMITS["source"]),
+            subject_client_id=client_id_redacted(
+                _text(data.get("subject_client_id"), _LIMITS["subject_client_id"])
+            ),
         )
 
     # --- The table -------------------------------------------------------------------
@@ -261,6 +273,7 @@ class TokenEventRecord:
             self.status_code,
             self.duration_ms,
             self.source,
+            self.subject_client_id,
         )
 
     # --- Rules -----------------------------------------------------------------------
@@ -279,6 +292,7 @@ _RATE_LIMITED = {
     "status_code": 429,
     "jti": "",
     "scopes_granted": "",
+    "subject_client_id": "",
 }
 
 

@@ -291,6 +291,15 @@ class ScopeGrantForm(ConsoleForm):
         return cleaned
 
 
+class ScopeGrantReasonForm(ConsoleForm):
+    reason = forms.CharField(
+        required=False,
+        max_length=300,
+        validators=[validate_single_line],
+        widget=forms.TextInput(attrs={"placeholder": "Why this client needs it"}),
+    )
+
+
 class ClientStatusForm(ConsoleForm):
     status = forms.ChoiceField(choices=Client.Status.choices)
 

@@ -295,6 +295,39 @@ def scope_grant(*, actor: Actor, client: Client, scope: Scope, reason: str = "")
     return grant
 
 
+def scope_grant_reason_update(*, actor: Actor, grant: ScopeGrant, reason: str) -> ScopeGrant:
+    """Record or change why the client holds the scope; a sensitive scope's grant keeps one.
+    The grant is otherwise unchanged (time, granter); nothing is recorded when the reason
+    is the same."""
+    scope = grant.scope
+    if scope.sensitive and not reason.strip():
+        raise ValidationError({"reason": _sensitive_needs_reason(scope)})
+    ScopeGrant(client=grant.client, scope=scope, reason=reason).full_clean(
+        exclude=["client", "scope", "granted_by"], validate_unique=False, validate_constraints=False
+    )
+    with transaction.atomic():
+        grant = (
+            ScopeGrant.objects.select_for_update()
+            .select_related("client", "scope")
+            .get(pk=grant.pk)
+        )
+        before, after = fields_changed({"reason": grant.reason}, {"reason": reason})
+        if not after:
+            return grant
+        grant.reason = reason
+        grant.save(update_fields=["reason"])
+        admin_action_record(
+            actor=actor,
+            action="scope.grant_reason",
+            target_type="client",
+            target_id=grant.client.client_id,
+            target_label=grant.client.name,
+            before={"scope": scope.name, **before},
+            after={"scope": scope.name, **after},
+        )
+    return grant
+
+
 def scope_revoke(*, actor: Actor, client: Client, scope: Scope) -> None:
     with transaction.atomic():
         deleted, _ = ScopeGrant.objects.filter(client=client, scope=scope).delete()

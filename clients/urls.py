@@ -44,4 +44,9 @@ urlpatterns = [
         views.client_scope_remove,
         name="scope_remove",
     ),
+    path(
+        "<slug:client_id>/scopes/<scope:scope_name>/reason/",
+        views.client_scope_reason,
+        name="scope_reason",
+    ),
 ]

@@ -36,6 +36,7 @@ from .forms import (
     ScopeCreateForm,
     ScopeEditForm,
     ScopeGrantForm,
+    ScopeGrantReasonForm,
     ScopeSearchForm,
 )
 from .models import Client, ClientSecret, Scope, ScopeGrant
@@ -363,6 +364,28 @@ def client_scope_remove(request: HttpRequest, client_id: str, scope_name: str) -
     services.scope_revoke(actor=Actor.from_request(request), client=client, scope=grant.scope)
     if not request.htmx:
         messages.success(request, f"Removed {scope_name}.")
+    return _scopes_response(request, client)
+
+
+@require_POST
+@role_required(Role.OPERATOR)
+def client_scope_reason(request: HttpRequest, client_id: str, scope_name: str) -> HttpResponse:
+    """Record or change why the client holds the scope (the findings ask for one)."""
+    client = _client(client_id)
+    grant = get_object_or_404(
+        ScopeGrant.objects.select_related("client", "scope"), client=client, scope__name=scope_name
+    )
+    form = ScopeGrantReasonForm(request.POST)
+    try:
+        if not form.is_valid():
+            raise ValidationError(form.errors["reason"])
+        services.scope_grant_reason_update(
+            actor=Actor.from_request(request), grant=grant, reason=form.cleaned_data["reason"]
+        )
+    except ValidationError as exc:
+        messages.error(request, f"Reason for {scope_name} not saved: {' '.join(exc.messages)}")
+    else:
+        messages.success(request, f"Saved the reason for {scope_name}.")
     return _scopes_response(request, client)
 
 

@@ -25,6 +25,7 @@ from base.http import wants_fragment
 from base.once import form_once, once_put, once_take
 from base.roles import ROLE_BY_GROUP, Role, role_required
 from clients.models import Client, ClientSecret, Scope, ScopeGrant
+from reviews.campaigns import campaigns_waiting_for
 from security.models import SecretFinding
 from security.selectors import open_finding_counts
 
@@ -76,6 +77,7 @@ def overview(request: HttpRequest) -> HttpResponse:
         "findings": _open_findings_per_kind(),
         "open_alert_total": alerts_open_count(),
         "open_alerts": list(alerts_filtered(status=Alert.Status.OPEN)[:OVERVIEW_ALERTS]),
+        "reviews_waiting": campaigns_waiting_for(request.user),
     }
     return render(request, "dashboard/overview.html", context)
 

@@ -294,6 +294,13 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "tokens.tasks.rotate_signing_keys_if_due",
         "schedule": crontab(hour=3, minute=7),
     },
+    # Event store retention: drops raw-event day partitions past retention, creates the
+    # next days' partitions, prunes old rollups. Hourly: each run is cheap and idempotent,
+    # and a missed run is made up within the hour.
+    "apply-event-retention": {
+        "task": "analytics.tasks.apply_event_retention",
+        "schedule": crontab(minute=23),
+    },
     # Scope review: opens, refreshes and resolves findings over the scope-usage rollups.
     # Hourly: usage is counted per hour, so a finding cannot change faster than that.
     "scan-review-findings": {
@@ -306,12 +313,18 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "alerts.tasks.prune_alert_deliveries",
         "schedule": crontab(minute=29),
     },
-    # Event store retention: drops raw-event day partitions past retention, creates the
-    # next days' partitions, prunes old rollups. Hourly: each run is cheap and idempotent,
-    # and a missed run is made up within the hour.
-    "apply-event-retention": {
-        "task": "analytics.tasks.apply_event_retention",
-        "schedule": crontab(minute=23),
+    # Review campaigns: applies the no-response policy to campaigns past their deadline
+    # (and starts the next of a recurring one), then mails the 7-day and 1-day reminders,
+    # each claimed once. Every 15 minutes: a deadline bites within a quarter hour.
+    "run-review-campaigns": {
+        "task": "reviews.tasks.run_review_campaigns",
+        "schedule": crontab(minute="*/15"),
+    },
+    # The overview's numbers for every range, computed into the cache (kept 30 s) before
+    # a viewer asks: the first viewer after each expiry would otherwise wait for them.
+    "warm-overview-cache": {
+        "task": "analytics.tasks.warm_overview_cache",
+        "schedule": 20.0,
     },
 }
 
@@ -370,6 +383,10 @@ if KEYWARD_ALERT_DELIVERY_RETENTION_DAYS < 1:
 KEYWARD_INGEST_MAX_BYTES = int(os.environ.get("KEYWARD_INGEST_MAX_BYTES", str(10 * 1024 * 1024)))
 KEYWARD_INGEST_MAX_DECOMPRESSED_BYTES = int(
     os.environ.get("KEYWARD_INGEST_MAX_DECOMPRESSED_BYTES", str(100 * 1024 * 1024))
+)
+# Usage reports of resource servers (POST /analytics/api/usage): the largest body (413 above).
+KEYWARD_USAGE_REPORT_MAX_BYTES = int(
+    os.environ.get("KEYWARD_USAGE_REPORT_MAX_BYTES", str(1024 * 1024))
 )
 
 # Token service.

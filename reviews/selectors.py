@@ -1,5 +1,6 @@
 """Reads for the scope review: usage per grant from the ScopeUsageHour rollup (every
-source), and the findings list."""
+source), when resource servers last exercised it (ScopeExerciseHour: introspection answers
+and the kit's usage reports), and the findings list."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from datetime import datetime, timedelta
 from django.db.models import Case, IntegerField, Max, Q, Sum, Value, When
 from django.utils import timezone
 
-from analytics.models import ScopeUsageHour
+from analytics.models import ScopeExerciseHour, ScopeUsageHour
 from clients.models import Client, Scope, ScopeGrant
 
 from .models import Finding
@@ -31,6 +32,12 @@ class GrantUsage:
     issued_30: int
     requested_90: int
     issued_90: int
+    # When a resource server last checked a token of this client carrying the scope (start
+    # of the hour), and how often in 30 days. `exercise_reported`: some resource server
+    # reports this scope at all; without one, no exercise means "not reported", not "never".
+    last_exercised: datetime | None = None
+    exercised_30: int = 0
+    exercise_reported: bool = False
 
     @property
     def last_used(self) -> datetime | None:
@@ -47,6 +54,11 @@ class GrantUsage:
     @property
     def recency_class(self) -> str:
         return "recency-" + self.recency().replace(" ", "-")
+
+    @property
+    def exercised_label(self) -> str:
+        """'never' or 'not reported' when there is no exercise to show."""
+        return "never" if self.exercise_reported else "not reported"
 
     def unused_for(self, days: int, now: datetime) -> bool:
         """No use in `days` days, counted only once the grant is that old."""
@@ -111,18 +123,50 @@ EMPTY_USE = {
 }
 
 
+def exercise_by_pair(
+    *, client_ids: list[str], scopes: list[str], now=None
+) -> dict[tuple[str, str], dict]:
+    """(client_id, scope) → last exercised and 30-day count, every resource server summed."""
+    now = now or timezone.now()
+    rows = (
+        ScopeExerciseHour.objects.filter(client_id__in=client_ids, scope__in=scopes)
+        .values("client_id", "scope")
+        .annotate(
+            last_exercised=Max("bucket"),
+            exercised_30=_since("count", now - timedelta(days=30)),
+        )
+    )
+    return {(row.pop("client_id"), row.pop("scope")): row for row in rows}
+
+
+def scopes_reported(*, scopes: list[str]) -> set[str]:
+    """The scopes some resource server reports exercise of (for any client)."""
+    rows = ScopeExerciseHour.objects.filter(scope__in=scopes).values_list("scope", flat=True)
+    return set(rows.distinct())
+
+
 def grants_usage(grants, *, now=None) -> list[GrantUsage]:
     """Usage of each grant (a ScopeGrant queryset or list), in the order given."""
     grants = list(grants.select_related("client", "scope"))
-    uses = usage_by_pair(
-        client_ids=sorted({g.client.client_id for g in grants}),
-        scopes=sorted({g.scope.name for g in grants}),
-        now=now,
-    )
-    return [
-        GrantUsage(grant, **uses.get((grant.client.client_id, grant.scope.name), EMPTY_USE))
-        for grant in grants
-    ]
+    pairs = {
+        "client_ids": sorted({g.client.client_id for g in grants}),
+        "scopes": sorted({g.scope.name for g in grants}),
+    }
+    uses = usage_by_pair(**pairs, now=now)
+    exercises = exercise_by_pair(**pairs, now=now)
+    reported = scopes_reported(scopes=pairs["scopes"])
+    usages = []
+    for grant in grants:
+        pair = (grant.client.client_id, grant.scope.name)
+        usages.append(
+            GrantUsage(
+                grant,
+                **uses.get(pair, EMPTY_USE),
+                **exercises.get(pair, {}),
+                exercise_reported=grant.scope.name in reported,
+            )
+        )
+    return usages
 
 
 def client_grants_usage(client: Client, *, now=None) -> list[GrantUsage]:

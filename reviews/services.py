@@ -15,9 +15,10 @@ from audit.services import Actor, admin_action_record
 from clients import services as client_services
 from clients.models import Client, Scope
 
-from .models import ArchiveRule, Finding, GrantChange
+from .models import ArchiveRule, Finding, GrantChange, ReviewCampaign
 from .notifications import change_notify_on_commit
 from .recommendations import recommendation_for
+from .selectors import GrantUsage
 
 
 class NothingToApply(Exception):
@@ -67,6 +68,28 @@ def recommendation_apply(
     recommendation = recommendation_for(client, now=now)
     if recommendation.is_empty():
         raise NothingToApply(f"{client.name} holds no unused scope: nothing to remove.")
+    with transaction.atomic():
+        return grants_remove(
+            actor=actor,
+            client=client,
+            usages=recommendation.remove,
+            action="review.apply",
+            note={"days_unused": recommendation.days},
+        )
+
+
+def grants_remove(
+    *,
+    actor: Actor,
+    client: Client,
+    usages: list[GrantUsage],
+    action: str,
+    note: dict,
+    campaign: ReviewCampaign | None = None,
+) -> GrantChange:
+    """Remove these grants as one change that a rollback can undo for 30 days: the change
+    row keeps each grant as it was, the grants go through clients.services (each audited
+    there), `action` is audited with `note`, and the owner is mailed after commit."""
     removed = [
         {
             "scope": usage.grant.scope.name,
@@ -75,7 +98,7 @@ def recommendation_apply(
             "granted_by_id": usage.grant.granted_by_id,
             "evidence": usage.evidence(),
         }
-        for usage in recommendation.remove
+        for usage in usages
     ]
     with transaction.atomic():
         change = GrantChange.objects.create(
@@ -83,17 +106,18 @@ def recommendation_apply(
             client_name=client.name,
             removed=removed,
             applied_by_label=actor.label,
+            campaign=campaign,
         )
-        for usage in recommendation.remove:
+        for usage in usages:
             client_services.scope_revoke(actor=actor, client=client, scope=usage.grant.scope)
         admin_action_record(
             actor=actor,
-            action="review.apply",
+            action=action,
             target_type="client",
             target_id=client.client_id,
             target_label=client.name,
             before={"scopes": [entry["scope"] for entry in removed]},
-            after={"change": str(change.pk), "days_unused": recommendation.days},
+            after={"change": str(change.pk), **note},
         )
         change_notify_on_commit(change, client=client, event="applied")
     return change

@@ -56,6 +56,7 @@ EXPORT_HEADER = [
     "client_id", "client", "environment", "status", "scope", "sensitive", "team",
     "granted_at", "reason", "last_requested", "last_issued",
     "requested_30d", "issued_30d", "requested_90d", "issued_90d", "recency",
+    "last_exercised", "exercised_30d",
 ]  # fmt: skip
 
 
@@ -81,8 +82,16 @@ def _export_row(usage: selectors.GrantUsage) -> list:
         scope.sensitive, scope.owning_team, evidence["granted_at"], grant.reason,
         evidence["last_requested"] or "", evidence["last_issued"] or "",
         usage.requested_30, usage.issued_30, usage.requested_90, usage.issued_90,
-        usage.recency(),
+        usage.recency(), _exercised(usage), usage.exercised_30,
     ]  # fmt: skip
+
+
+def _exercised(usage: selectors.GrantUsage) -> str:
+    """The time (ISO 8601), else "never" or "not reported" (no resource server reports the
+    scope: absence of reports is no evidence of disuse)."""
+    if usage.last_exercised is not None:
+        return usage.last_exercised.isoformat()
+    return usage.exercised_label
 
 
 @require_GET

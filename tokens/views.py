@@ -300,6 +300,9 @@ def introspect(request: HttpRequest) -> HttpResponse:
     event.reason = Reason.OK if answered else Reason.UNAUTHORIZED
     event.jti = claims["jti"][:64] if claims else ""
     event.scopes_granted = str(claims.get("scope", ""))[:1000] if permitted else ""
+    # Evidence for the scope review: which client's scopes a resource server checked
+    # (client_id is the caller). A plain attribute write; the rollup does the rest.
+    event.subject_client_id = claims["client_id"][:200] if permitted else ""
     event.status_code = 200
     verdict = _emit(
         event,

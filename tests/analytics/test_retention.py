@@ -9,7 +9,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.db import connection, connections
 
-from analytics.models import SourceNetwork, TokenEvent, TrafficHour, TrafficMinute
+from analytics.models import (
+    ClientDay,
+    SourceNetwork,
+    TokenEvent,
+    TrafficHour,
+    TrafficHourTotal,
+    TrafficMinute,
+    TrafficMinuteTotal,
+)
 from analytics.partitions import partitions_existing
 from analytics.retention import PARTITIONS_AHEAD, retention_apply
 from analytics.store import retention_cutoff, token_events_store, token_events_store_counts
@@ -106,9 +114,10 @@ class TestRetentionTask:
 
         retention_apply()
 
-        # Minutes follow raw retention, hours and networks the rollup retention.
-        assert TrafficMinute.objects.count() == 1
-        assert TrafficHour.objects.count() == 2
+        # Minutes follow raw retention, hours, days and networks the rollup retention.
+        assert TrafficMinute.objects.count() == TrafficMinuteTotal.objects.count() == 1
+        assert TrafficHour.objects.count() == TrafficHourTotal.objects.count() == 2
+        assert ClientDay.objects.count() == 2
         assert not SourceNetwork.objects.filter(client_id="old").exists()
 
 

@@ -4,7 +4,9 @@ Property-based: hypothesis draws events (clients, sources, outcomes, IPv4/IPv6 a
 scopes, times over three days), then ingests them through the store in several batches,
 shuffled and with duplicates inside and across batches. Afterwards every rollup table must
 equal a recount from the raw rows, computed here independently; and the database's own
-rebuild (rollups_rebuild, used by the seeding command) must give the same tables.
+rebuild (rollups_rebuild, which the store itself runs on each batch's inserted rows on
+PostgreSQL, and the seeding command on each day it loads) and the in-memory count (the
+embedded SQLite path, and the simulator's backfill) must give the same tables.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import random
 import time
 import uuid
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection
@@ -22,20 +24,34 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from analytics.models import (
+    ClientDay,
     NetworkFailureHour,
+    ScopeExerciseHour,
     ScopeUsageHour,
     SourceNetwork,
     TokenEvent,
     TrafficHour,
+    TrafficHourTotal,
     TrafficMinute,
+    TrafficMinuteTotal,
 )
-from analytics.rollups import rollups_rebuild
+from analytics.rollups import rollups_of, rollups_rebuild, rollups_write
 from analytics.store import token_events_store
 from audit.events import TokenEventRecord
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-ROLLUPS = (TrafficMinute, TrafficHour, SourceNetwork, NetworkFailureHour, ScopeUsageHour)
+ROLLUPS = (
+    TrafficMinute,
+    TrafficHour,
+    TrafficMinuteTotal,
+    TrafficHourTotal,
+    ClientDay,
+    SourceNetwork,
+    NetworkFailureHour,
+    ScopeUsageHour,
+    ScopeExerciseHour,
+)
 NOW = time.time()
 OUTCOMES = [
     ("success", "ok", 200),
@@ -73,6 +89,9 @@ def events(draw) -> TokenEventRecord:
         scopes_granted=granted,
         status_code=status,
         source=draw(st.sampled_from(["keyward", "keycloak", "okta"])),
+        # Set on introspection answers; drawn for every endpoint, which only introspection
+        # may count.
+        subject_client_id=draw(st.sampled_from(["", "billing", "reports"])),
     )
 
 
@@ -94,13 +113,26 @@ def _floor(moment: datetime, seconds: int) -> datetime:
 def recount() -> dict:
     """Every rollup, computed from the raw rows with nothing from analytics.rollups."""
     minute, hour, failing = Counter(), Counter(), Counter()
+    minute_total, hour_total = Counter(), Counter()
+    days: dict = {}
     networks: dict = {}
     scopes: Counter = Counter()
+    exercises: Counter = Counter()
     for e in TokenEvent.objects.all():
-        who = (e.client_id, e.endpoint, e.outcome, e.reason, e.source)
-        minute[(_floor(e.occurred_at, 60), *who)] += 1
+        what = (e.endpoint, e.outcome, e.reason, e.source)
+        minute[(_floor(e.occurred_at, 60), e.client_id, *what)] += 1
+        minute_total[(_floor(e.occurred_at, 60), *what)] += 1
         at_hour = _floor(e.occurred_at, 3600)
-        hour[(at_hour, *who)] += 1
+        hour[(at_hour, e.client_id, *what)] += 1
+        hour_total[(at_hour, *what)] += 1
+        day = (_floor(e.occurred_at, 86400), e.client_id, e.source)
+        n, failed, unknown, last = days.get(day, (0, 0, 0, e.occurred_at))
+        days[day] = (
+            n + 1,
+            failed + (e.outcome == "failure"),
+            unknown + (e.reason == "unknown_client"),
+            max(last, e.occurred_at),
+        )
         if e.source_ip:
             key = (e.client_id, e.source, _network(e.source_ip))
             first, last, n, failed = networks.get(key, (e.occurred_at, e.occurred_at, 0, 0))
@@ -112,6 +144,9 @@ def recount() -> dict:
             )
             if e.outcome == "failure":
                 failing[(at_hour, e.source, _network(e.source_ip))] += 1
+        if e.endpoint == "introspect" and e.outcome == "success" and e.subject_client_id:
+            for scope in [s for s in e.scopes_granted.split(" ") if s]:
+                exercises[(at_hour, e.subject_client_id, scope, "introspection", e.client_id)] += 1
         if e.endpoint == "token":
             # Space-separated (RFC 6749 §3.3); doubled spaces make no scope.
             issued = [s for s in e.scopes_granted.split(" ") if s] if e.outcome == "success" else []
@@ -125,17 +160,34 @@ def recount() -> dict:
     return {
         "minute": dict(minute),
         "hour": dict(hour),
+        "minute_total": dict(minute_total),
+        "hour_total": dict(hour_total),
+        "days": days,
         "networks": networks,
         "failing": dict(failing),
         "scopes": {k: (v["requested"], v["issued"]) for k, v in scope_rows.items()},
+        "exercises": dict(exercises),
     }
 
 
 def stored() -> dict:
     traffic = ("bucket", "client_id", "endpoint", "outcome", "reason", "source")
+    total = ("bucket", "endpoint", "outcome", "reason", "source")
     return {
         "minute": {r[:-1]: r[-1] for r in TrafficMinute.objects.values_list(*traffic, "count")},
         "hour": {r[:-1]: r[-1] for r in TrafficHour.objects.values_list(*traffic, "count")},
+        "minute_total": {
+            r[:-1]: r[-1] for r in TrafficMinuteTotal.objects.values_list(*total, "count")
+        },
+        "hour_total": {
+            r[:-1]: r[-1] for r in TrafficHourTotal.objects.values_list(*total, "count")
+        },
+        "days": {
+            r[:3]: r[3:]
+            for r in ClientDay.objects.values_list(
+                "bucket", "client_id", "source", "requests", "failures", "unknown", "last_seen"
+            )
+        },
         "networks": {
             r[:3]: r[3:]
             for r in SourceNetwork.objects.values_list(
@@ -150,6 +202,12 @@ def stored() -> dict:
             r[:4]: r[4:]
             for r in ScopeUsageHour.objects.values_list(
                 "bucket", "client_id", "source", "scope", "requested", "issued"
+            )
+        },
+        "exercises": {
+            r[:5]: r[5]
+            for r in ScopeExerciseHour.objects.values_list(
+                "bucket", "client_id", "scope", "via", "reporter", "count"
             )
         },
     }
@@ -196,10 +254,65 @@ class TestRollupsEqualARecount:
         _reset()
         token_events_store(drawn)
         expected = stored()
-        with connection.cursor() as cursor:
-            for model in ROLLUPS:
-                cursor.execute(f"DELETE FROM {model._meta.db_table}")  # noqa: S608
+        _rollups_empty()
         rollups_rebuild(
             start=datetime(2000, 1, 1, tzinfo=UTC), end=datetime(2100, 1, 1, tzinfo=UTC)
         )
         assert stored() == expected == recount()
+
+    @settings(
+        max_examples=5,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+    @given(drawn=st.lists(events(), min_size=50, max_size=300, unique_by=lambda e: e.id))
+    def test_the_in_memory_count_gives_the_same_rollups(self, drawn):
+        _reset()
+        token_events_store(drawn)
+        expected = stored()
+        _rollups_empty()
+        # What the embedded (SQLite) store and the simulator's backfill write.
+        for half in (drawn[::2], drawn[1::2]):
+            rollups_write(rollups_of(half))
+        assert stored() == expected == recount()
+
+
+class TestRollupsRebuildAsARepair:
+    def test_it_replaces_the_rollups_of_whole_days(self):
+        _reset()
+        day = datetime.fromtimestamp(NOW // 86400 * 86400, tz=UTC)
+        token_events_store(
+            [
+                TokenEventRecord(
+                    id=uuid.uuid4().hex,
+                    occurred_at=day.timestamp() - 3600 + i * 300,
+                    endpoint="token",
+                    client_id="billing",
+                    outcome="success",
+                    reason="ok",
+                    source_ip="203.0.113.7",
+                    scopes_granted="orders:read",
+                    status_code=200,
+                )
+                for i in range(24)
+            ]
+        )
+        # A doubted table: counts doubled, a row lost.
+        TrafficHour.objects.update(count=99)
+        ClientDay.objects.filter(bucket=day).delete()
+        rollups_rebuild(start=day - timedelta(days=1), end=day + timedelta(days=1), replace=True)
+        assert stored() == recount()
+
+    def test_it_needs_whole_days_to_replace(self):
+        with pytest.raises(ValueError, match="midnight"):
+            rollups_rebuild(
+                start=datetime(2026, 1, 1, 5, tzinfo=UTC),
+                end=datetime(2026, 1, 2, tzinfo=UTC),
+                replace=True,
+            )
+
+
+def _rollups_empty() -> None:
+    with connection.cursor() as cursor:
+        for model in ROLLUPS:
+            cursor.execute(f"DELETE FROM {model._meta.db_table}")  # noqa: S608

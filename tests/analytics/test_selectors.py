@@ -182,3 +182,40 @@ class TestOverviewReads:
             ("ghost", 1, 1),
             ("reports", 1, 0),
         ]
+
+    def test_it_counts_clients_over_days_hours_and_minutes_alike(self):
+        # Events over three days: a range reads whole days from ClientDay, the hours and
+        # minutes at its edges from the per-client rollups; each must equal a recount.
+        now = datetime.now(UTC)
+        moments = [now - timedelta(minutes=m) for m in range(3, 3 * 24 * 60, 97)]
+        token_events_write(
+            [
+                event(
+                    at, client_id=f"c{i % 4}", reason=("ok", "bad_secret", "unknown_client")[i % 3]
+                )
+                for i, at in enumerate(moments)
+            ]
+        )
+        ranges = [
+            (now - timedelta(days=30), now + timedelta(minutes=1)),  # ends after now
+            (now - timedelta(days=2, minutes=7), now - timedelta(hours=5)),  # in the past
+            (now - timedelta(hours=26), now + timedelta(minutes=1)),
+        ]
+        for start, end in ranges:
+            floor = selectors.HOUR if end - start > selectors.MINUTE_RANGE else selectors.MINUTE
+            lo, hi = selectors._floor(start, floor), selectors._floor(end, floor)
+            inside = [(i, at) for i, at in enumerate(moments) if lo <= at < hi]
+            expected = {}
+            for i, _at in inside:
+                counts = expected.setdefault(f"c{i % 4}", [0, 0])
+                counts[0] += 1
+                counts[1] += i % 3 != 0
+            got = selectors.client_totals(start=start, end=end)
+            assert {c.client_id: [c.requests, c.failures] for c in got} == expected
+            unknown = selectors.unknown_client_ids(start=start, end=end, limit=10)
+            attempts = {
+                f"c{k}": sum(1 for i, _ in inside if i % 4 == k and i % 3 == 2) for k in range(4)
+            }
+            assert {u.client_id: u.attempts for u in unknown} == {
+                c: n for c, n in attempts.items() if n
+            }

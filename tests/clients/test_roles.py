@@ -32,6 +32,7 @@ MATRIX = [
     ("delete", [CLIENT_ID], "post", {"confirm_name": "Billing"}, (302, 403, 403, 302)),
     ("scope_add", [CLIENT_ID], "post", {"scope": "spare:read"}, (302, 403, 302, 302)),
     ("scope_remove", [CLIENT_ID, "orders:read"], "post", {}, (302, 403, 302, 302)),
+    ("scope_reason", [CLIENT_ID, "orders:read"], "post", {"reason": "r"}, (302, 403, 302, 302)),
     ("scope_list", [], "get", None, (302, 200, 200, 200)),
     ("scope_detail", ["orders:read"], "get", None, (302, 200, 200, 200)),
     ("scope_create", [], "get", None, (302, 403, 403, 200)),
@@ -46,6 +47,7 @@ POST_ONLY = [
     ("set_status", [CLIENT_ID]),
     ("scope_add", [CLIENT_ID]),
     ("scope_remove", [CLIENT_ID, "orders:read"]),
+    ("scope_reason", [CLIENT_ID, "orders:read"]),
 ]
 
 CASES = [

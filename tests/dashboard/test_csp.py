@@ -4,12 +4,15 @@ block (an inline <script>, an on…= handler) or an inline style attribute."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from analytics.ingestion_tokens import ingestion_token_create
 from audit.services import Actor
+from reviews.campaigns import campaign_start
 from reviews.models import GrantChange
 from security.models import SecretFinding
 from tests.dashboard.test_role_matrix import ALL_URLS
@@ -36,6 +39,14 @@ def url_args(make_client, make_scope, admin_user):
     change = GrantChange.objects.create(
         client_id=client.client_id, client_name=client.name, applied_by_label="cli"
     )
+    campaign = campaign_start(
+        actor=Actor.cli(),
+        name="CSP review",
+        selection="all",
+        deadline=timezone.now() + timedelta(days=7),
+        no_response_policy="keep",
+        fallback_reviewer=admin_user,
+    )
     return {
         "token_id": token.pk,
         # `pk` is an alert's, except on the suppression and destination pages (by URL name).
@@ -46,6 +57,11 @@ def url_args(make_client, make_scope, admin_user):
         "pk:alerts:destination_delete": destination.pk,
         "pk:reviews:change": change.pk,
         "pk:reviews:rollback": change.pk,
+        **{
+            f"pk:reviews:{view}": campaign.pk
+            for view in ("campaign", "campaign_decide", "campaign_close", "campaign_report")
+            + ("campaign_report_csv",)
+        },
         "client_id": client.client_id,
         "secret_id": client.secrets.get().pk,
         "name": scope.name,

@@ -55,6 +55,7 @@ MUTATING_POSTS = {
     "clients:delete": ({"client_id"}, {"confirm_name": "Billing"}),
     "clients:scope_add": ({"client_id"}, {"scope": "spare:read"}),
     "clients:scope_remove": ({"client_id", "scope_name"}, {}),
+    "clients:scope_reason": ({"client_id", "scope_name"}, {"reason": "Nightly invoice export"}),
     "clients:scope_create": ({}, {"name": "fresh:read"}),
     "clients:scope_edit": ({"name"}, {"description": "changed"}),
     "clients:scope_delete": ({"name"}, {}),
@@ -108,8 +109,16 @@ ALERTS_POSTS = {
     "alerts:destination_delete",
 }
 # The scope review's POSTs: each answers with a redirect and writes its audit row, checked
-# with the finding or the applied change each needs in tests/reviews/test_views.py.
-REVIEWS_POSTS = {"reviews:finding_archive", "reviews:apply", "reviews:rollback"}
+# with the finding, applied change or campaign each needs in tests/reviews/test_views.py
+# and tests/reviews/test_campaign_views.py.
+REVIEWS_POSTS = {
+    "reviews:finding_archive",
+    "reviews:apply",
+    "reviews:rollback",
+    "reviews:campaign_new",
+    "reviews:campaign_decide",
+    "reviews:campaign_close",
+}
 # The login's second step: it changes nothing but the session, like the login form itself
 # (tests/dashboard/test_two_factor.py checks it redirects once the code is right).
 SIGN_IN_STEPS = {"dashboard:two_factor_verify"}
@@ -145,7 +154,7 @@ def url_for(name: str, pattern, world: dict) -> str:
     return reverse(name, kwargs=kwargs)
 
 
-# An applied change's id: OPTIONS is answered before any lookup.
+# An applied change's or a campaign's id: OPTIONS is answered before any lookup.
 REVIEW_CHANGE_ID = "00000000-0000-4000-8000-000000000001"
 
 

@@ -83,7 +83,9 @@ class TestSeedDemo:
         # Demo grants are recorded as made months ago (scope.grant_restore keeps the time),
         # and the scope review's first scan records the findings it opened (as "system").
         assert {"user.create", "scope.create", "client.register", "scope.grant_restore"} <= actions
-        assert set(AdminAction.objects.values_list("actor_label", flat=True)) == {"cli", "system"}
+        # The demo campaign's decisions are its reviewer's, the demo operator.
+        labels = set(AdminAction.objects.values_list("actor_label", flat=True))
+        assert labels == {"cli", "system", "operator"}
 
     def test_it_shows_some_grants_unused_with_their_evidence(self, db):
         from reviews.models import Finding
@@ -95,6 +97,29 @@ class TestSeedDemo:
         assert evidence["last_requested"] is None and evidence["requested_90d"] == 0
         used = Finding.objects.filter(kind="unused_grant", scope="orders:write")
         assert not used.exists()
+
+    def test_it_starts_a_review_campaign_with_some_decisions(self, db):
+        from reviews.models import ReviewCampaign
+
+        seed()
+        campaign = ReviewCampaign.objects.get()
+        assert campaign.is_open() and campaign.items.count() == 5
+        assert campaign.items.filter(decision="keep", decided_by_label="operator").count() == 2
+        seed()
+        assert ReviewCampaign.objects.count() == 1
+
+    def test_it_shows_exercised_never_and_not_reported(self, db):
+        from reviews.selectors import client_grants_usage
+
+        seed()
+        labels = {}
+        for client in Client.objects.filter(name__in=["Checkout service", "Finance reports"]):
+            for usage in client_grants_usage(client):
+                shown = "exercised" if usage.last_exercised else usage.exercised_label
+                labels[(client.name, usage.grant.scope.name)] = shown
+        assert labels[("Checkout service", "orders:read")] == "exercised"
+        assert labels[("Checkout service", "inventory:read")] == "not reported"
+        assert labels[("Finance reports", "orders:read")] == "never"
 
     def test_it_prints_each_new_secret_once(self, db):
         output = seed()

@@ -121,6 +121,7 @@ def seed_console() -> dict[str, object]:
     )
     alert, suppression, destination = _alerts(client)
     finding, change = _review()
+    campaign = _campaign(client)
     return {
         # By argument name; "<route name>:<argument>" where routes mean different rows.
         "pk": alert.pk,
@@ -135,6 +136,7 @@ def seed_console() -> dict[str, object]:
         "reviews:finding_archive:pk": finding.pk,
         "reviews:change:pk": change.pk,
         "reviews:rollback:pk": change.pk,
+        **{f"reviews:{view}:pk": campaign.pk for view in CAMPAIGN_VIEWS},
     }
 
 
@@ -148,6 +150,34 @@ def _review():
         actor=Actor.cli(), client=Client.objects.get(name="Finance reports")
     )
     return Finding.objects.filter(status="open").first(), change
+
+
+CAMPAIGN_VIEWS = (
+    "campaign", "campaign_decide", "campaign_close", "campaign_report", "campaign_report_csv",
+)  # fmt: skip
+
+
+def _campaign(client: Client):
+    """A campaign with the longest name over the sensitive grants, reviewed by the user with
+    the longest name, one grant kept with the longest justification (the widest rows)."""
+    from django.contrib.auth.models import User
+
+    from reviews.campaigns import campaign_decide, campaign_start
+
+    campaign = campaign_start(
+        actor=Actor.cli(),
+        name=LONG_NAME,
+        selection="sensitive",
+        deadline=timezone.now() + timedelta(days=30),
+        recurrence="half_yearly",
+        no_response_policy="recommendation",
+        fallback_reviewer=User.objects.get(username=LONG_USERNAME),
+    )
+    item = campaign.items.get(client_id=client.client_id, scope=LONG_SCOPE)
+    campaign_decide(
+        actor=Actor.cli(), campaign=campaign, items=[item], decision="keep", justification=LONG_TEXT
+    )
+    return campaign
 
 
 def enrolled_admin():

@@ -129,7 +129,7 @@ class TestExport:
         lines = b"".join(response.streaming_content).decode().splitlines()
         assert lines[0].startswith("client_id,client,environment")
         assert lines[1].startswith(f"{idle.client_id},Idle,development,active,orders:read")
-        assert lines[1].endswith(",1,1,1,1,this week")
+        assert lines[1].endswith(",1,1,1,1,this week,not reported,0")
 
     def test_anonymous_users_cannot_export(self, idle, anonymous_client):
         assert anonymous_client.get(reverse("reviews:export")).status_code == 302

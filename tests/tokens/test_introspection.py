@@ -7,6 +7,8 @@ import time
 import pytest
 import time_machine
 
+from analytics.drain import token_events_drain
+from analytics.models import ScopeExerciseHour
 from audit.services import Actor
 from clients import services as client_services
 from tokens.models import SigningKey
@@ -195,3 +197,60 @@ class TestIntrospectionPermission:
         post_form(REVOKE_URL, {"token": token}, HTTP_AUTHORIZATION=basic(client.client_id, secret))
         response = post_form(INTROSPECT_URL, {"token": token}, HTTP_AUTHORIZATION=f"Bearer {token}")
         assert response.status_code == 401
+
+
+@pytest.mark.django_db(transaction=True)
+class TestIntrospectionAsEvidence:
+    """An answered introspection records whose token a resource server checked, and the
+    drain rolls it up into "exercised" per client and scope."""
+
+    def test_it_records_the_inspected_tokens_client_and_scopes(
+        self, introspect, get_token, registered, introspector, events
+    ):
+        client, _secret = registered
+        token = get_token(scope="orders:read")["access_token"]
+        introspect(token)
+        event = events()[-1]
+        assert event.endpoint == "introspect"
+        assert event.client_id == introspector[0].client_id
+        assert event.subject_client_id == client.client_id
+        assert event.scopes_granted == "orders:read"
+
+    def test_the_drain_rolls_it_up_as_exercised(
+        self, introspect, get_token, registered, introspector, events
+    ):
+        client, _secret = registered
+        token = get_token()["access_token"]
+        introspect(token)
+        introspect(token)
+        token_events_drain()
+        rows = ScopeExerciseHour.objects.values_list(
+            "client_id", "scope", "via", "reporter", "count"
+        )
+        gateway = introspector[0].client_id
+        assert sorted(rows) == [
+            (client.client_id, "orders:read", "introspection", gateway, 2),
+            (client.client_id, "orders:write", "introspection", gateway, 2),
+        ]
+
+    def test_a_token_the_caller_may_not_see_is_no_evidence(
+        self, introspect, make_client, get_token, events
+    ):
+        other = make_client("other")
+        introspect(get_token()["access_token"], caller=other)
+        introspect("not-a-token")
+        assert [e.subject_client_id for e in events()[-2:]] == ["", ""]
+        token_events_drain()
+        assert not ScopeExerciseHour.objects.exists()
+
+    def test_a_rate_limited_introspection_is_no_evidence(
+        self, introspect, get_token, events, settings
+    ):
+        settings.KEYWARD_RATE_LIMIT_INTROSPECT_PER_CALLER = 1
+        token = get_token()["access_token"]
+        introspect(token)
+        assert introspect(token).status_code == 429
+        limited = events()[-1]
+        assert (limited.outcome, limited.subject_client_id) == ("failure", "")
+        token_events_drain()
+        assert set(ScopeExerciseHour.objects.values_list("count", flat=True)) == {1}

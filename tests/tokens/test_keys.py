@@ -3,15 +3,26 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import jwt
+import orjson
 import pytest
 from django.core.management import call_command
 from django.db import IntegrityError, transaction
 from django.urls import resolve, reverse
+from joserfc import jws
 from jwt import PyJWKSet
 
 from audit.models import AdminAction
 from audit.services import Actor
-from tokens.keys import key_ring, key_ring_reset, private_key_decrypt, signing_key_new
+from tokens.keys import (
+    KEY_TYPES,
+    KeyRing,
+    LoadedKey,
+    _generate,
+    key_ring,
+    key_ring_reset,
+    private_key_decrypt,
+    signing_key_new,
+)
 from tokens.middleware import ROUTES
 from tokens.models import NEXT_KEY_PUBLISH_LEAD, SigningKey
 from tokens.services import signing_key_publish_next, signing_key_rotate
@@ -146,6 +157,36 @@ class TestJwks:
         settings.KEYWARD_SIGNING_ALGORITHM = "EdDSA"
         token = get_token()["access_token"]
         assert _verify_with_jwks(token, http.get("/.well-known/jwks.json").json(), settings)
+
+
+class TestSigning:
+    CLAIMS = {"iss": "https://keyward.example", "sub": "svc", "jti": "j" * 22, "exp": 2}
+
+    @staticmethod
+    def _ring(algorithm: str) -> KeyRing:
+        key = _generate(algorithm)
+        pem = key.as_pem(private=True)
+        loaded = LoadedKey.imported(kid="k1", algorithm=algorithm, status="active", data=pem)
+        return KeyRing(state=(), keys={loaded.kid: loaded}, active=loaded)
+
+    def test_it_signs_byte_for_byte_as_joserfc_serialize_compact(self):
+        # RSASSA-PKCS1-v1_5 is deterministic, so the two must be the same string.
+        ring = self._ring("RS256")
+        key = ring.active
+        expected = jws.serialize_compact(
+            key.header, orjson.dumps(self.CLAIMS), key.jwk, registry=key.registry
+        )
+        assert ring.sign(self.CLAIMS) == expected
+
+    @pytest.mark.parametrize("algorithm", ["RS256", "ES256", "EdDSA"])
+    def test_it_signs_what_joserfc_verifies_with_the_public_key(self, algorithm):
+        ring = self._ring(algorithm)
+        key = ring.active
+        public = KEY_TYPES[algorithm].import_key(key.jwk.as_dict(private=False))
+        token = ring.sign(self.CLAIMS)
+        verified = jws.deserialize_compact(token, public, algorithms=[algorithm])
+        assert verified.headers() == {"alg": algorithm, "typ": "at+jwt", "kid": key.kid}
+        assert orjson.loads(verified.payload) == self.CLAIMS
 
 
 @pytest.mark.django_db

@@ -22,6 +22,8 @@ from audit.services import Actor
 from clients import services as client_services
 from clients.models import Client, Scope
 from dashboard import services
+from reviews import campaigns
+from reviews.models import ReviewCampaign
 from reviews.scan import findings_scan
 
 DEMO_PASSWORD = "keyward-demo"  # noqa: S105 - a documented local demo login
@@ -50,6 +52,20 @@ DEMO_USAGE = {
     "Finance reports": (("reports:export",), "keyward"),
     "Local dev app": (("demo:read",), "keyward"),
 }
+DEMO_CAMPAIGN = {
+    "name": "Quarterly access review: production",
+    "reviewer": "operator",
+    # (client, scope, justification) the demo reviewer has already kept
+    "keep": (
+        ("Checkout service", "orders:read", "Reads every order it places; used daily."),
+        ("Refund worker", "payments:refund", "Issuing refunds is this worker's whole job."),
+    ),
+}
+# Resource servers that report what they checked: an API gateway introspects the checkout
+# service's tokens, so those grants show "last exercised"; orders:read held by others shows
+# "never", and scopes no resource server reports show "not reported".
+DEMO_GATEWAY = "demo-orders-gateway"
+DEMO_EXERCISED = {"Checkout service": "orders:read orders:write"}
 DEMO_CLIENTS = (
     # name, environment, owner, scopes, description
     (
@@ -110,6 +126,7 @@ class Command(BaseCommand):
         self._scopes(actor)
         secrets = self._clients(actor)
         self._usage([client for client, _ in secrets])
+        self._campaign()
         self._summary(secrets)
 
     def _users(self, actor: Actor) -> None:
@@ -186,11 +203,45 @@ class Command(BaseCommand):
                 used = " ".join(s for s in scopes if rng.random() < 0.7) or scopes[0]
                 at = now - timedelta(days=rng.uniform(0, 21))
                 records.append(_demo_event(client, used, source, at))
+            exercised = DEMO_EXERCISED.get(client.name, "")
+            for _ in range(20 if exercised else 0):
+                at = now - timedelta(days=rng.uniform(0, 7))
+                records.append(_demo_introspection(client, exercised, at))
         if records:
             token_events_write(records)
             self.stdout.write(f"  {len(records)} demo token requests recorded")
         counts = findings_scan()
         self.stdout.write(f"  scope review: {counts['opened']} findings opened")
+
+    def _campaign(self) -> None:
+        """An open review campaign over the production grants, reviewed by the demo
+        operator (no demo owner email is a console user's), with two decisions made."""
+        reviewer = User.objects.filter(username=DEMO_CAMPAIGN["reviewer"]).first()
+        if ReviewCampaign.objects.filter(name=DEMO_CAMPAIGN["name"]).exists() or not reviewer:
+            self.stdout.write("  review campaign: exists")
+            return
+        campaign = campaigns.campaign_start(
+            actor=Actor.cli(),
+            name=DEMO_CAMPAIGN["name"],
+            selection=ReviewCampaign.Selection.ENVIRONMENT,
+            selection_value="production",
+            deadline=timezone.now() + timedelta(days=10),
+            recurrence=ReviewCampaign.Recurrence.QUARTERLY,
+            no_response_policy=ReviewCampaign.Policy.RECOMMENDATION,
+            fallback_reviewer=reviewer,
+        )
+        as_reviewer = Actor(label=reviewer.username, user=reviewer)
+        for client_name, scope, justification in DEMO_CAMPAIGN["keep"]:
+            campaigns.campaign_decide(
+                actor=as_reviewer,
+                campaign=campaign,
+                items=list(campaign.items.filter(client_name=client_name, scope=scope)),
+                decision="keep",
+                justification=justification,
+            )
+        self.stdout.write(
+            f"  review campaign: {campaign.items.count()} grants for {reviewer.username}"
+        )
 
     def _summary(self, secrets: list[tuple[Client, str]]) -> None:
         """Every demo client: environment, whether the token service takes it, its scopes,
@@ -245,6 +296,23 @@ class Command(BaseCommand):
         self.stdout.write(
             f'  curl -H "Authorization: Bearer $TOKEN" {issuer}/api/protected-resource/online'
         )
+
+
+def _demo_introspection(client: Client, scopes: str, at) -> TokenEventRecord:
+    """The demo gateway introspected an active token of `client`."""
+    return TokenEventRecord(
+        id=uuid.uuid4().hex,
+        occurred_at=at.timestamp(),
+        endpoint="introspect",
+        client_id=DEMO_GATEWAY,
+        client_known=True,
+        outcome="success",
+        reason="ok",
+        source_ip="192.0.2.20",
+        status_code=200,
+        scopes_granted=scopes,
+        subject_client_id=client.client_id,
+    )
 
 
 def _demo_event(client: Client, scopes: str, source: str, at) -> TokenEventRecord:

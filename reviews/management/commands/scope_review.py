@@ -3,6 +3,8 @@
     scope_review findings [--json]          run the scan, list open findings
     scope_review apply CLIENT_ID [--dry-run] remove the client's unused scopes
     scope_review rollback CHANGE_ID          put back what a change removed (30 days)
+    scope_review campaigns [--run]           list review campaigns; --run first closes
+                                             those past their deadline and sends reminders
 
 Bad input gets one line on stderr and exit status 2.
 """
@@ -13,11 +15,12 @@ import json
 import uuid
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db.models import Count, Q
 
 from audit.services import Actor
 from clients.models import Client
-from reviews import services
-from reviews.models import Finding, GrantChange
+from reviews import campaigns, services
+from reviews.models import Finding, GrantChange, ReviewCampaign
 from reviews.recommendations import recommendation_for
 from reviews.scan import findings_scan
 
@@ -38,9 +41,18 @@ class Command(BaseCommand):
         apply.add_argument("--dry-run", action="store_true", help="Show the diff only.")
         rollback = commands.add_parser("rollback", help="Undo an applied change.")
         rollback.add_argument("change_id")
+        listing = commands.add_parser("campaigns", help="List review campaigns.")
+        listing.add_argument(
+            "--run", action="store_true", help="First do the periodic job (deadlines, reminders)."
+        )
 
     def handle(self, *args, **options) -> None:
-        handler = {"findings": self._findings, "apply": self._apply, "rollback": self._rollback}
+        handler = {
+            "findings": self._findings,
+            "apply": self._apply,
+            "rollback": self._rollback,
+            "campaigns": self._campaigns,
+        }
         handler[options["command"]](options)
 
     def _findings(self, options) -> None:
@@ -85,6 +97,21 @@ class Command(BaseCommand):
         except services.RollbackRefused as exc:
             raise _bad(str(exc)) from exc
         self.stdout.write(f"restored {', '.join(change.scope_names())} on {change.client_name}")
+
+    def _campaigns(self, options) -> None:
+        if options["run"]:
+            counts = campaigns.campaigns_run()
+            self.stdout.write(f"closed {counts['closed']}, reminders sent {counts['reminded']}")
+        pending = Q(items__decision="", items__grant_gone_at__isnull=True)
+        rows = ReviewCampaign.objects.annotate(
+            total=Count("items"), pending=Count("items", filter=pending)
+        )
+        for campaign in rows:
+            self.stdout.write(
+                f"{campaign.pk}\t{campaign.status}\t{campaign.deadline.isoformat()}\t"
+                f"{campaign.pending}/{campaign.total} pending\t{campaign.name}"
+            )
+        self.stdout.write(f"{len(rows)} campaign(s)")
 
 
 def _as_dict(finding: Finding) -> dict:
