@@ -50,7 +50,7 @@ def detections_evaluate(*, now: datetime | None = None) -> dict[str, int]:
     outcome: Counter[str] = Counter()
     for detection in CATALOGUE:
         try:
-            outcome.update(_evaluate_rule(detection, overrides, now))
+            outcome.update(detection_run(detection, overrides=overrides, now=now))
         except Exception:
             # One broken rule must not silence the others.
             log.exception("detection %s failed", detection.rule)
@@ -97,7 +97,9 @@ def after_drain_defer_claim(*, newest: datetime, now: datetime | None = None) ->
     return cache.add(_AFTER_DRAIN_DEFERRED_CLAIM, 1, timeout=AFTER_DRAIN_MIN_INTERVAL_SECONDS)
 
 
-def _evaluate_rule(detection: Detection, overrides: dict, now: datetime) -> Counter[str]:
+def detection_run(detection: Detection, *, overrides: dict, now: datetime) -> Counter[str]:
+    """One rule's findings at `now`, raised as alerts; counts of each alert change. The
+    quality benchmark (bench/alerts_quality.py) replays history through it rule by rule."""
     environments = [ENVIRONMENT_ANY, *Client.Environment.values]
     configs = {env: config_for(detection, env, overrides) for env in environments}
     outcome: Counter[str] = Counter()

@@ -348,6 +348,8 @@ class AlertDelivery(models.Model):
         indexes = [
             # notifications_plan: the latest delivery per destination and rule.
             models.Index(fields=["destination", "rule", "-created_at"], name="delivery_group"),
+            # deliveries_prune: the oldest rows past the retention, a batch at a time.
+            models.Index(fields=["created_at"], name="delivery_created"),
         ]
 
     def __str__(self) -> str:

@@ -339,3 +339,32 @@ def delivery_send(delivery_id: int, *, final_attempt: bool = True) -> bool:
                 details={"delivery": delivery.pk},
             )
     return True
+
+
+# Rows per DELETE: each batch its own short transaction, so pruning never holds locks the
+# evaluation's inserts would wait for.
+DELIVERY_PRUNE_BATCH = 1000
+
+
+def deliveries_prune(*, now: datetime | None = None, batch: int = DELIVERY_PRUNE_BATCH) -> int:
+    """Delete deliveries created more than KEYWARD_ALERT_DELIVERY_RETENTION_DAYS ago, oldest
+    first, `batch` rows per transaction (the delivery_created index); returns how many.
+
+    A delivery that old is long settled (retries give up within the hour), and the
+    grouping of notifications only reads a destination's latest delivery per rule."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(days=settings.KEYWARD_ALERT_DELIVERY_RETENTION_DAYS)
+    deleted = 0
+    while True:
+        ids = list(
+            AlertDelivery.objects.filter(created_at__lt=cutoff)
+            .order_by("created_at")
+            .values_list("id", flat=True)[:batch]
+        )
+        if not ids:
+            break
+        with transaction.atomic():
+            deleted += AlertDelivery.objects.filter(id__in=ids).delete()[0]
+    if deleted:
+        log.info("alert deliveries: %d older than %s deleted", deleted, cutoff.isoformat())
+    return deleted

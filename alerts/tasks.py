@@ -13,7 +13,7 @@ from .evaluation import (
     after_drain_defer_claim,
     detections_evaluate,
 )
-from .notifications import RETRYABLE_ERRORS, delivery_send
+from .notifications import RETRYABLE_ERRORS, deliveries_prune, delivery_send
 
 log = logging.getLogger("keyward.alerts")
 
@@ -57,3 +57,9 @@ def send_alert_delivery(self, delivery_id: int) -> bool:
     # The last try marks the row failed instead of pending, so admins see it.
     final = self.request.retries >= self.max_retries
     return delivery_send(delivery_id, final_attempt=final)
+
+
+@shared_task(ignore_result=True, soft_time_limit=300, time_limit=330, expires=3000)
+def prune_alert_deliveries() -> int:
+    """Hourly (CELERY_BEAT_SCHEDULE): see alerts.notifications.deliveries_prune."""
+    return deliveries_prune()

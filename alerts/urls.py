@@ -13,6 +13,7 @@ urlpatterns = [
     path("nav-count/", views.nav_count, name="nav_count"),
     path("bulk/", views.bulk, name="bulk"),
     path("<int:pk>/", views.detail, name="detail"),
+    path("<int:pk>/traffic.json", views.traffic_json, name="traffic_json"),
     path("<int:pk>/acknowledge/", views.acknowledge, name="acknowledge"),
     path("<int:pk>/resolve/", views.resolve, name="resolve"),
     path("<int:pk>/assign/", views.assign, name="assign"),

@@ -15,12 +15,13 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
+from analytics.charts import ChartParamError, width_parse
 from audit.services import Actor
 from base.http import wants_fragment
 from base.once import form_once, once_put, once_take
@@ -31,6 +32,7 @@ from clients.views import secret_handover
 from security.forms import RotateForm
 
 from . import selectors, services
+from .charts import DEFAULT_POINTS, alert_chart, chart_json, chart_rows
 from .detections import CATALOGUE, DETECTIONS, config_for, overrides_load
 from .forms import (
     AlertFilterForm,
@@ -97,8 +99,9 @@ def inbox(request: HttpRequest) -> HttpResponse:
 @require_GET
 @role_required(Role.VIEWER)
 def nav_count(request: HttpRequest) -> HttpResponse:
-    """The navigation's open-alert badge, polled by htmx."""
-    return render(request, "alerts/_nav_count.html", {"count": selectors.alerts_open_count()})
+    """The navigation's open-alert badge, polled by htmx: the count only, swapped inside
+    the link, so the link's aria-current (which page is open) survives the refresh."""
+    return render(request, "alerts/_nav_count.html#count", {"count": selectors.alerts_open_count()})
 
 
 @require_POST
@@ -145,6 +148,7 @@ def detail(request: HttpRequest, pk: int) -> HttpResponse:
     alert = _alert(pk)
     detection = DETECTIONS.get(alert.rule)
     client = alert.client
+    chart = alert_chart(alert, points=DEFAULT_POINTS)
     context = {
         "alert": alert,
         "detection": detection,
@@ -163,8 +167,23 @@ def detail(request: HttpRequest, pk: int) -> HttpResponse:
         "rotate_form": RotateForm(),
         "network_blocked": bool(client and alert.source_network in client.denied_networks),
         "evidence_rows": _evidence_rows(alert.evidence),
+        "chart": chart,
+        "chart_rows": chart_rows(chart),
     }
     return render(request, "alerts/detail.html", context)
+
+
+@require_GET
+@role_required(Role.VIEWER)
+def traffic_json(request: HttpRequest, pk: int) -> JsonResponse:
+    """The investigation chart's data: GET /alerts/<pk>/traffic.json?width=800."""
+    alert = _alert(pk)
+    try:
+        points = width_parse(request.GET.get("width"))
+    except ChartParamError as error:
+        return JsonResponse({"error": "invalid_request", "detail": str(error)}, status=400)
+    chart = alert_chart(alert, points=points)
+    return JsonResponse(chart_json(chart), headers={"Cache-Control": "no-store"})
 
 
 HIDDEN_EVIDENCE = {"sample_event_ids", "first_event_at", "last_event_at", "window_seconds", "what"}

@@ -139,15 +139,19 @@ def traffic_series(
     step: timedelta,
     client_id: str | None = None,
     source: str | None = None,
+    reasons: list[str] | None = None,
 ) -> list[SeriesPoint]:
     """Successes and failures per step from `start` to `end`, zeros included: one point per
     step, the first at `start` floored to the rollup's unit. A step under an hour reads the
-    per-minute rollup (a step under a minute counts as a minute), else the hourly one."""
+    per-minute rollup (a step under a minute counts as a minute), else the hourly one.
+    `reasons`: only requests with one of these reason codes."""
     unit = MINUTE if step < HOUR else HOUR
     model = _TABLES[unit][1 if client_id is None else 0]
     step = max(step, unit)
     first = _floor(start, unit)
     wanted = {k: v for k, v in {"client_id": client_id, "source": source}.items() if v is not None}
+    if reasons is not None:
+        wanted["reason__in"] = reasons
     rows = (
         model.objects.filter(bucket__gte=first, bucket__lt=end, **wanted)
         .values("bucket")
@@ -208,6 +212,25 @@ def top_failing_networks(
         rows = rows.filter(source=source)
     rows = rows.values("network", "source").annotate(n=Sum("count")).order_by("-n", "network")
     return [FailingNetwork(r["network"], r["source"], r["n"]) for r in rows[:limit]]
+
+
+def network_failure_series(
+    *, network: str, start: datetime, end: datetime, step: timedelta
+) -> list[SeriesPoint]:
+    """Failed requests from `network` (a /24 or /48, as the rollup keys it) per step of
+    whole hours from `start` to `end`, zeros included, every source together."""
+    step = max(step, HOUR)
+    first = _floor(start, HOUR)
+    rows = (
+        NetworkFailureHour.objects.filter(network=network, bucket__gte=first, bucket__lt=end)
+        .values("bucket")
+        .annotate(n=Sum("count"))
+        .order_by()
+    )
+    failures = [0] * max(0, -(-(end - first) // step))
+    for row in rows:
+        failures[(row["bucket"] - first) // step] += row["n"]
+    return [SeriesPoint(first + i * step, 0, n) for i, n in enumerate(failures)]
 
 
 def unknown_client_ids(

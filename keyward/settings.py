@@ -311,6 +311,12 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "reviews.tasks.scan_review_findings",
         "schedule": crontab(minute=47),
     },
+    # Alert delivery log: deletes deliveries past KEYWARD_ALERT_DELIVERY_RETENTION_DAYS in
+    # small batches. Hourly, so each run deletes about an hour's worth.
+    "prune-alert-deliveries": {
+        "task": "alerts.tasks.prune_alert_deliveries",
+        "schedule": crontab(minute=29),
+    },
     # Review campaigns: applies the no-response policy to campaigns past their deadline
     # (and starts the next of a recurring one), then mails the 7-day and 1-day reminders,
     # each claimed once. Every 15 minutes: a deadline bites within a quarter hour.
@@ -369,6 +375,13 @@ KEYWARD_DRAIN_FALLBACK_SECONDS = float(os.environ.get("KEYWARD_DRAIN_FALLBACK_SE
 # destination hears about one rule at most once per throttle period (then in updates).
 KEYWARD_ALERT_QUIET_SECONDS = int(os.environ.get("KEYWARD_ALERT_QUIET_SECONDS", "3600"))
 KEYWARD_ALERT_THROTTLE_SECONDS = int(os.environ.get("KEYWARD_ALERT_THROTTLE_SECONDS", "600"))
+# Days the delivery log keeps a notification (alerts.tasks.prune_alert_deliveries).
+KEYWARD_ALERT_DELIVERY_RETENTION_DAYS = int(
+    os.environ.get("KEYWARD_ALERT_DELIVERY_RETENTION_DAYS", "90")
+)
+if KEYWARD_ALERT_DELIVERY_RETENTION_DAYS < 1:
+    # 0 would empty the log every hour, today's failures included.
+    raise ImproperlyConfigured("KEYWARD_ALERT_DELIVERY_RETENTION_DAYS must be at least 1")
 # Log ingestion (POST /analytics/api/ingest): the largest body accepted as sent, and once
 # gzip is undone (a 413 above either). docs/events.md documents both for senders.
 KEYWARD_INGEST_MAX_BYTES = int(os.environ.get("KEYWARD_INGEST_MAX_BYTES", str(10 * 1024 * 1024)))

@@ -8,6 +8,9 @@
 // container, redrawn when the colour scheme changes, and destroyed before htmx removes it.
 // Clicking a point opens the events explorer on that bucket (and on failures only when
 // the pointer is nearer the failures line).
+// Optional in the JSON (the alert page's chart): "requests" may be absent (a network's
+// failures only); "counted" (+ counted_label, counted_filter) a third series; "threshold"
+// {value, label} drawn as a horizontal line and "marker" {x, label} as a vertical one.
 (() => {
   "use strict";
   const charts = new Map(); // element -> {plot, data, timer, observer}
@@ -24,6 +27,7 @@
       grid: color("--pico-muted-border-color", "#e7eaf0"),
       requests: color("--pico-primary", "#0172ad"),
       failures: color("--pico-del-color", "#c52f21"),
+      counted: color("--kw-counted-color", "#b45309"),
     };
   }
 
@@ -31,8 +35,50 @@
     return Math.max(200, Math.floor(element.clientWidth || element.parentElement.clientWidth));
   }
 
+  // The series a JSON may carry, in drawing order: [key (also its colour), label].
+  const SERIES = [["requests", "Requests"], ["failures", "Failures"], ["counted", null]];
+
+  function present(json) {
+    return SERIES.filter(([key]) => Array.isArray(json[key]))
+      .map(([key, label]) => [key, label || json.counted_label || key]);
+  }
+
   function columns(json) {
-    return [json.x, json.requests, json.failures];
+    return [json.x, ...present(json).map(([key]) => json[key])];
+  }
+
+  // The threshold (horizontal, dashed) and the marker (vertical, dotted), over the plot.
+  function guides(json, colors) {
+    return (u) => {
+      const ctx = u.ctx;
+      const { left, top, width: w, height: h } = u.bbox;
+      ctx.save();
+      ctx.lineWidth = 2 * devicePixelRatio;
+      ctx.strokeStyle = colors.text;
+      ctx.fillStyle = colors.text;
+      ctx.font = `${12 * devicePixelRatio}px system-ui, sans-serif`;
+      ctx.textBaseline = "bottom";
+      if (json.threshold) {
+        const y = Math.round(u.valToPos(json.threshold.value, "y", true));
+        ctx.setLineDash([8 * devicePixelRatio, 6 * devicePixelRatio]);
+        ctx.beginPath(); ctx.moveTo(left, y); ctx.lineTo(left + w, y); ctx.stroke();
+        ctx.textAlign = "left";
+        ctx.fillText(json.threshold.label, left + 6 * devicePixelRatio, y - 4 * devicePixelRatio);
+      }
+      if (json.marker) {
+        const x = Math.round(u.valToPos(json.marker.x, "x", true));
+        if (x >= left && x <= left + w) {
+          ctx.setLineDash([2 * devicePixelRatio, 4 * devicePixelRatio]);
+          ctx.beginPath(); ctx.moveTo(x, top); ctx.lineTo(x, top + h); ctx.stroke();
+          // Its label on the side with room: left of a marker in the right half.
+          const right = x > left + w / 2;
+          ctx.textAlign = right ? "right" : "left";
+          const gap = (right ? -4 : 4) * devicePixelRatio;
+          ctx.fillText(json.marker.label, x + gap, top + 16 * devicePixelRatio);
+        }
+      }
+      ctx.restore();
+    };
   }
 
   function stamp(seconds) {
@@ -62,17 +108,22 @@
       tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), "Etc/UTC"),
       cursor: { points: { size: 8 }, focus: { prox: 16 } },
       legend: { live: true },
-      scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(1, max)] } },
+      scales: {
+        x: { time: true },
+        // Room for the threshold line even while the traffic stays far below it.
+        y: { range: (u, min, max) => [0, Math.max(1, max, json.threshold ? json.threshold.value * 1.15 : 0)] },
+      },
+      hooks: { draw: [guides(json, colors)] },
       axes: [
         { ...axis, label: "Time (UTC)", labelSize: 20, values: ticks },
         { ...axis, label: json.unit, labelSize: 20, size: 60 },
       ],
       series: [
         { label: "UTC", value: (u, ts) => (ts == null ? "—" : stamp(ts)) },
-        { label: "Requests", stroke: colors.requests, width: 2, points: { show: false },
-          value: (u, v) => (v == null ? "—" : v.toLocaleString("en")) },
-        { label: "Failures", stroke: colors.failures, width: 2, points: { show: false },
-          value: (u, v) => (v == null ? "—" : v.toLocaleString("en")) },
+        ...present(json).map(([key, label]) => ({
+          label, stroke: colors[key], width: 2, points: { show: false },
+          value: (u, v) => (v == null ? "—" : v.toLocaleString("en")),
+        })),
       ],
     };
   }
@@ -101,12 +152,14 @@
     const url = new URL(json.explore, window.location.href);
     url.searchParams.set("from", new Date(from * 1000).toISOString().replace(".000", ""));
     url.searchParams.set("to", new Date((from + json.step_seconds) * 1000).toISOString().replace(".000", ""));
-    // Nearer the failures line than the requests line: the failures of that bucket.
+    // The line nearest the pointer: all requests, the failures, or the counted ones.
     const value = plot.posToVal(plot.cursor.top, "y");
-    const failures = json.failures[index];
-    const requests = json.requests[index];
-    if (Math.abs(value - failures) < Math.abs(value - requests)) {
-      url.searchParams.set("outcome", "failure");
+    const nearest = present(json).reduce((best, [key]) =>
+      Math.abs(value - json[key][index]) < Math.abs(value - json[best][index]) ? key : best,
+      present(json)[0][0]);
+    if (nearest === "failures") url.searchParams.set("outcome", "failure");
+    if (nearest === "counted") {
+      Object.entries(json.counted_filter || {}).forEach(([k, v]) => url.searchParams.set(k, v));
     }
     window.location.assign(url.toString());
   }
@@ -128,6 +181,11 @@
     if (!state || document.hidden) return;
     try {
       const json = await load(element);
+      // Another width may bring another step, and with it a threshold or none: redraw.
+      if (JSON.stringify(json.threshold) !== JSON.stringify(state.data.threshold)) {
+        draw(element, json);
+        return;
+      }
       state.data = json;
       state.plot.setData(columns(json));
     } catch (error) {

@@ -144,6 +144,24 @@ class TestVolumeAnomaly:
         detections_evaluate()
         assert alerts("volume_anomaly") == [] and alerts("token_not_cached") == []
 
+    def test_it_allows_for_the_noise_of_a_single_week_of_history(self, make_client, clock):
+        # From the quality benchmark: a busy client's Saturday hour at 55 tokens against 23
+        # the Saturday before, both draws of the same ~35 an hour (Poisson).
+        client, _ = make_client("Billing")
+        weekly_baseline(client.client_id, [23])
+        stored(55, client_id=client.client_id, spread=timedelta(minutes=59))
+        detections_evaluate()
+        assert alerts("volume_anomaly") == []
+
+    def test_it_fires_on_a_real_spike_over_a_single_week(self, make_client, clock):
+        client, _ = make_client("Billing")
+        weekly_baseline(client.client_id, [23])
+        addresses = tuple(f"198.51.100.{n}" for n in range(1, 41))
+        stored(90, client_id=client.client_id, spread=timedelta(minutes=59), ips=addresses)
+        detections_evaluate()
+        (alert,) = alerts("volume_anomaly")
+        assert alert.evidence["weeks"] == 1 and alert.evidence["score"] >= 6
+
     def test_it_waits_for_a_week_of_history(self, make_client, clock):
         client, _ = make_client("Billing")
         stored(20, client_id=client.client_id, end=NOW - 3 * DAY, spread=DAY)

@@ -3,6 +3,7 @@ investigation page and its one-click responses, suppressions, detection settings
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from urllib.parse import urlencode
 
@@ -90,6 +91,13 @@ class TestNavigationCount:
         assert ">1</span>" in operator_client.get(reverse("alerts:nav_count")).content.decode()
         operator_client.post(url("acknowledge", alert))
         assert ">0</span>" in operator_client.get(reverse("alerts:nav_count")).content.decode()
+
+    def test_it_refreshes_the_count_only_so_the_link_stays_current(self, attacked, viewer_client):
+        page = viewer_client.get(INBOX).content.decode()
+        link = re.search(r'<a [^>]*id="nav-alerts"[^>]*>', page).group(0)
+        assert 'aria-current="page"' in link and 'hx-target="find .nav-count"' in link
+        badge = viewer_client.get(reverse("alerts:nav_count")).content.decode()
+        assert badge.startswith('<span class="nav-count') and "<a " not in badge
 
     def test_it_is_one_query_then_cached(self, attacked, viewer_client, django_assert_num_queries):
         from alerts.selectors import alerts_open_count

@@ -79,6 +79,23 @@ class TestTrafficSeries:
         )
         assert [(p.successes, p.failures) for p in series] == [(0, 1), (0, 0)]
 
+    def test_it_filters_by_reason(self, traffic):
+        series = selectors.traffic_series(
+            start=HOUR_AGO, end=NOW, step=timedelta(minutes=30), reasons=["bad_secret"]
+        )
+        assert [(p.successes, p.failures) for p in series] == [(0, 2), (0, 0)]
+
+    def test_it_counts_a_networks_failures_per_hour(self, traffic):
+        this_hour = NOW.replace(minute=0)
+        series = selectors.network_failure_series(
+            network="198.51.100.0/24",
+            start=this_hour - timedelta(hours=2),
+            end=this_hour + timedelta(hours=1),
+            step=timedelta(minutes=5),  # an hour at least: the rollup is hourly
+        )
+        assert len(series) == 3 and sum(p.failures for p in series) == 2
+        assert series[0].bucket == this_hour - timedelta(hours=2)
+
     def test_it_reads_hours_for_hour_steps(self, traffic):
         this_hour = NOW.replace(minute=0)
         series = selectors.traffic_series(

@@ -93,6 +93,9 @@ class TestAttackToResponse:
         raise_alert("live-1")
         page.evaluate("document.dispatchEvent(new CustomEvent('kw:visible'))")
         expect(page.locator("#alert-results")).to_contain_text("live-1")
+        # The navigation's badge polled too, and its link still marks the open section.
+        expect(page.locator("#nav-alerts .nav-count")).to_have_text("2")
+        expect(page.locator("#nav-alerts")).to_have_attribute("aria-current", "page")
         # ... and a hidden tab does not poll.
         page.evaluate("Object.defineProperty(document, 'hidden', {value: true})")
         raise_alert("live-2")
@@ -103,7 +106,7 @@ class TestAttackToResponse:
 
         row.get_by_role("link", name="Brute force on one client").click()
         expect(page.get_by_text("25 requests presented a wrong secret")).to_be_visible()
-        expect(page.locator("table.striped tbody tr")).to_have_count(5)
+        expect(page.locator("table.events-table tbody tr")).to_have_count(5)
         shoot(page, "alerts-investigation")
 
         page.once("dialog", lambda dialog: dialog.accept())

@@ -179,3 +179,81 @@ class TestChartsInTheBrowser:
         page.locator("#client-activity nav.switch").get_by_role("link", name="24 h").click()
         chart_ready(page, "#client-activity")
         assert page.violations() == [] and errors == []
+
+
+# The longest run of the axis-text colour in one row (the dashed threshold) and in one
+# column (the dotted first-event marker) of the chart's canvas, against its size.
+GUIDE_PIXELS = """(element) => {
+  const probe = document.createElement("span");
+  probe.style.color = "var(--pico-muted-color)";
+  element.append(probe);
+  const [r, g, b] = getComputedStyle(probe).color.match(/\\d+/g).map(Number);
+  probe.remove();
+  const canvas = element.querySelector("canvas");
+  const { width, height } = canvas;
+  const data = canvas.getContext("2d").getImageData(0, 0, width, height).data;
+  const rows = new Array(height).fill(0), columns = new Array(width).fill(0);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const i = (y * width + x) * 4;
+      if (data[i + 3] > 200 && Math.abs(data[i] - r) + Math.abs(data[i + 1] - g)
+          + Math.abs(data[i + 2] - b) < 24) { rows[y]++; columns[x]++; }
+    }
+  }
+  return { row: Math.max(...rows), column: Math.max(...columns), width, height };
+}"""
+
+
+@pytest.fixture
+def brute_forced(role_groups, make_client):
+    """An operator, and a client's two quiet hours ending in a brute force, alerted."""
+    from alerts.evaluation import detections_evaluate
+    from alerts.models import Alert
+
+    operator = make_user("olga-operator", "operator")
+    client, _secret = make_client("Billing service", environment="production")
+    now = datetime.now(UTC)
+    rng = random.Random(3)
+    quiet = [
+        event(now - timedelta(seconds=rng.uniform(300, 7200)), client_id=client.client_id)
+        for _ in range(120)
+    ]
+    burst = [
+        event(
+            now - timedelta(seconds=rng.uniform(0, 200)),
+            client_id=client.client_id,
+            reason="bad_secret",
+            ip="203.0.113.66",
+        )
+        for _ in range(40)
+    ]
+    events_write(*quiet, *burst)
+    detections_evaluate()
+    return operator.username, Alert.objects.get(rule="brute_force")
+
+
+class TestAlertChart:
+    def test_the_investigation_page_draws_traffic_threshold_and_marker(
+        self, live_server, watched_page, brute_forced
+    ):
+        page = watched_page
+        errors = watch_console(page)
+        username, alert = brute_forced
+        log_in(page, live_server.url, username)
+        page.goto(f"{live_server.url}/alerts/{alert.pk}/")
+        chart_ready(page, "#alert-traffic")
+        expect(page.locator("#alert-traffic .u-legend")).to_contain_text("Bad secret")
+        guides = page.locator("#alert-traffic .chart").evaluate(GUIDE_PIXELS)
+        assert guides["row"] > 0.4 * guides["width"], guides  # the threshold, across
+        assert guides["column"] > 0.2 * guides["height"], guides  # the first event, down
+        shoot(page, "alert", region="#alert-traffic")
+        assert page.violations() == [] and errors == []
+        # Click near the bottom of the burst's bucket: the explorer on its events.
+        over = page.locator("#alert-traffic .u-over")
+        over.scroll_into_view_if_needed()
+        box = over.bounding_box()
+        page.mouse.move(box["x"] + box["width"] - 3, box["y"] + 2)
+        with page.expect_navigation():
+            page.mouse.click(box["x"] + box["width"] - 3, box["y"] + 2)
+        query = parse_qs(urlparse(page.url).query)
+        assert query["client_id"] == [alert.subject_client_id] and "from" in query
