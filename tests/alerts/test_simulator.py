@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from alerts.evaluation import detections_evaluate
 from alerts.models import Alert
@@ -67,5 +67,6 @@ class TestSimulateTraffic:
         assert TokenEvent.objects.filter(source_ip__startswith="100.66.1.").count() > 500
 
     def test_it_refuses_a_url_that_is_not_http(self):
-        with pytest.raises(Exception, match="http"):
+        with pytest.raises(CommandError, match="http") as refused:
             call_command("simulate_traffic", "--url", "file:///etc/passwd")
+        assert refused.value.returncode == 2  # bad input, as every command answers it

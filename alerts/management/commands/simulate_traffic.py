@@ -59,7 +59,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         url = options["url"].rstrip("/")
         if not url.startswith(("http://", "https://")):
-            raise CommandError("--url must be an http(s) URL")
+            raise CommandError("--url must be an http(s) URL", returncode=2)
         forwarded = {"auto": forwarding_trusted(), "yes": True, "no": False}[options["forwarded"]]
         sim = Simulation(base_url=url, write=self.stdout.write, forwarded=forwarded)
         if options["seed"] is not None:
