@@ -7,7 +7,8 @@ import pytest
 from audit.services import Actor
 from reviews.models import Finding
 from reviews.tasks import scan_review_findings
-from tests.alerts.test_worker import wait_for, worker  # noqa: F401 - the worker fixture
+from tests.alerts.test_worker import worker  # noqa: F401 - the worker fixture
+from tests.processes import wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
