@@ -219,6 +219,11 @@ class ClientDay(models.Model):
         indexes = [
             # unknown_client_ids: the few rows with unknown-client attempts, by day.
             models.Index(fields=["bucket"], condition=Q(unknown__gt=0), name="clientday_unknown"),
+            # client_tops (analytics/selectors.py): each day's busiest and most failing
+            # clients, the rows over a threshold, then the exact totals of those clients.
+            models.Index(fields=["bucket", "requests"], name="clientday_requests"),
+            models.Index(fields=["bucket", "failures"], name="clientday_failures"),
+            models.Index(fields=["client_id", "bucket"], name="clientday_client"),
         ]
 
     def __str__(self) -> str:

@@ -43,6 +43,9 @@ MINUTE = timedelta(minutes=1)
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
 MINUTE_RANGE = timedelta(hours=48)
+# Shorter ranges read few per-client rows (minutes, this hour): summing them all is cheaper
+# than bounding them by days first (client_tops).
+PRUNED_FROM = timedelta(hours=6)
 # Ties in the top lists in code point order, as Python sorts (SQLite's default collation).
 _C = ' COLLATE "C"' if connection.vendor == "postgresql" else ""
 # Per unit: the table with the client dimension, the one with every client together.
@@ -109,14 +112,17 @@ def _traffic(start: datetime, end: datetime, **filters) -> QuerySet:
     )
 
 
-def _cover(start: datetime, end: datetime) -> list[tuple[timedelta, datetime, datetime]]:
+def _cover(
+    start: datetime, end: datetime, units: tuple = (DAY, HOUR, MINUTE)
+) -> list[tuple[timedelta, datetime, datetime]]:
     """[start, end) (floored as `_traffic` floors) as (unit, lo, hi) pieces, each a whole
-    number of its unit's buckets, the coarsest that fit (the module's docstring)."""
+    number of its unit's buckets, the coarsest of `units` that fit (the module's
+    docstring)."""
     unit = MINUTE if end - start <= MINUTE_RANGE else HOUR
     lo, hi = _floor(start, unit), _floor(end, unit)
     if hi >= timezone.now():
-        hi = _ceil(hi, DAY)
-    return _pieces(lo, hi, (DAY, HOUR, MINUTE))
+        hi = _ceil(hi, units[0])
+    return _pieces(lo, hi, units)
 
 
 def _pieces(lo: datetime, hi: datetime, units: tuple) -> list:
@@ -266,41 +272,142 @@ def client_tops(
 ) -> tuple[list[ClientTraffic], list[ClientTraffic]]:
     """The overview's two top lists in one read: the `limit` clients with the most requests,
     and those with the most failures (any). Summed and ranked by the database, so only
-    the winners travel, not a row per client."""
-    pieces, params = _pieces_sql(
-        start,
-        end,
-        source,
-        day="client_id, requests AS n, failures AS f FROM {table} WHERE 1 = 1",
-        finer="client_id, count AS n, "
-        "CASE WHEN outcome = 'failure' THEN count ELSE 0 END AS f FROM {table} WHERE 1 = 1",
-    )
-    if not pieces:
-        return [], []
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            WITH totals AS (
-                SELECT client_id, CAST(sum(n) AS bigint) AS n, CAST(sum(f) AS bigint) AS f
-                FROM ({pieces}) AS p GROUP BY client_id
-            )
-            SELECT * FROM (
-                SELECT 'n', client_id, n, f FROM totals
-                ORDER BY n DESC, client_id{_C} LIMIT %s
-            ) AS by_requests
-            UNION ALL
-            SELECT * FROM (
-                SELECT 'f', client_id, n, f FROM totals WHERE f > 0
-                ORDER BY f DESC, client_id{_C} LIMIT %s
-            ) AS by_failures
-            """,  # noqa: S608
-            [*params, limit, limit],
-        )
-        rows = cursor.fetchall()
+    the winners travel, not a row per client. On PostgreSQL, only the clients that can
+    still win are summed exactly (`_TOPS_PRUNED`)."""
+    if connection.vendor == "postgresql" and end - start >= PRUNED_FROM:
+        rows = _client_tops_pruned(start, end, limit, source)
+    else:
+        rows = _client_tops_summed(start, end, limit, source)
     tops = {"n": [], "f": []}
     for which, client_id, requests, failures in rows:
         tops[which].append(ClientTraffic(client_id, requests, failures))
     return tops["n"], tops["f"]
+
+
+_DAY_SUMS = "client_id, requests AS n, failures AS f FROM {table} WHERE 1 = 1"
+_FINER_SUMS = (
+    "client_id, count AS n, "
+    "CASE WHEN outcome = 'failure' THEN count ELSE 0 END AS f FROM {table} WHERE 1 = 1"
+)
+# The two lists from the clients' totals (a CTE `totals`): requests, then failures (any).
+_TOPS_RANKED = f"""
+    SELECT * FROM (
+        SELECT 'n', client_id, n, f FROM totals ORDER BY n DESC, client_id{_C} LIMIT %s
+    ) AS by_requests
+    UNION ALL
+    SELECT * FROM (
+        SELECT 'f', client_id, n, f FROM totals WHERE f > 0
+        ORDER BY f DESC, client_id{_C} LIMIT %s
+    ) AS by_failures
+"""  # noqa: S608 - constants of this module; values go as parameters
+
+
+def _client_tops_summed(start, end, limit, source) -> list[tuple]:
+    """Every client's totals over the range's pieces, then the two lists."""
+    pieces, params = _pieces_sql(start, end, source, day=_DAY_SUMS, finer=_FINER_SUMS)
+    if not pieces:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH totals AS (SELECT client_id, CAST(sum(n) AS bigint) AS n, "  # noqa: S608
+            f"CAST(sum(f) AS bigint) AS f FROM ({pieces}) AS p GROUP BY client_id) "
+            f"{_TOPS_RANKED}",
+            [*params, limit, limit],
+        )
+        return cursor.fetchall()
+
+
+# Exact top lists without summing every client over the range (PostgreSQL), in two
+# statements (the second is planned knowing its thresholds: index scans of a few rows):
+# 1. `_TOPS_SEEDED`: each day's clients with the most requests and the most failures
+#    (ClientDay over the whole days around the range, through its (bucket, requests) and
+#    (bucket, failures) indexes: `limit` rows a day), summed exactly over the range. At
+#    least `limit` clients have the limit-th largest of those totals: a client below it
+#    is in no list. Also how many ClientDay rows a client can have around the range (days
+#    × sources).
+# 2. `_TOPS_PRUNED`: a client's total is at most the sum of its ClientDay rows around the
+#    range, so a client that can reach the limit-th total has a row of that total / the
+#    rows a client can have, or more: those rows, through the same indexes, name the
+#    candidates (with skewed traffic, a few hundred of 10,000 clients), and only they are
+#    summed exactly, through the (client_id, bucket) indexes, and ranked.
+# Flat traffic makes more candidates: slower, never wrong.
+_DAYS = "days AS (SELECT day FROM unnest(%s::timestamptz[]) AS day)"
+_TOPS_SEEDED = f"""
+    WITH {_DAYS}, seeds AS (
+        SELECT ARRAY(
+            SELECT top.client_id FROM days, LATERAL (
+                SELECT client_id FROM analytics_clientday
+                WHERE bucket = days.day {{source}} ORDER BY requests DESC LIMIT %s
+            ) AS top
+            UNION
+            SELECT top.client_id FROM days, LATERAL (
+                SELECT client_id FROM analytics_clientday
+                WHERE bucket = days.day {{source}} AND failures > 0
+                ORDER BY failures DESC LIMIT %s
+            ) AS top
+        ) AS ids
+    ), seeded AS (
+        SELECT client_id, sum(n) AS n, sum(f) AS f FROM ({{seeded}}) AS p GROUP BY client_id
+    )
+    SELECT
+        coalesce((SELECT n FROM seeded ORDER BY n DESC OFFSET %s LIMIT 1), 0),
+        coalesce((SELECT f FROM seeded ORDER BY f DESC OFFSET %s LIMIT 1), 0),
+        (SELECT count(DISTINCT source) FROM analytics_traffichourtotal
+         WHERE bucket >= %s AND bucket < %s {{source}})
+"""  # noqa: S608 - constants of this module; values go as parameters
+_TOPS_PRUNED = f"""
+    WITH {_DAYS}, candidates AS (
+        SELECT ARRAY(
+            SELECT row.client_id FROM days, LATERAL (
+                SELECT client_id FROM analytics_clientday
+                WHERE bucket = days.day {{source}} AND requests >= %s
+            ) AS row
+            UNION
+            SELECT row.client_id FROM days, LATERAL (
+                SELECT client_id FROM analytics_clientday
+                WHERE bucket = days.day {{source}} AND failures >= %s
+            ) AS row
+        ) AS ids
+    ), totals AS (
+        SELECT client_id, CAST(sum(n) AS bigint) AS n, CAST(sum(f) AS bigint) AS f
+        FROM ({{totals}}) AS p GROUP BY client_id
+    )
+    {_TOPS_RANKED}
+"""  # noqa: S608 - constants of this module; values go as parameters
+
+
+def _client_tops_pruned(start, end, limit, source) -> list[tuple]:
+    cover = _cover(start, end)
+    if not cover:
+        return []
+    around = [_floor(cover[0][1], DAY), _ceil(cover[-1][2], DAY)]
+    days = [around[0] + DAY * n for n in range((around[1] - around[0]) // DAY)]
+    of_source = [] if source is None else [source]
+    where_source = "" if source is None else "AND source = %s"
+    seeded, seeded_params = _pieces_sql(
+        start, end, source, day=_DAY_SUMS, finer=_FINER_SUMS, clients=_IDS.format(cte="seeds")
+    )
+    totals, totals_params = _pieces_sql(
+        start, end, source, day=_DAY_SUMS, finer=_FINER_SUMS, clients=_IDS.format(cte="candidates")
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _TOPS_SEEDED.format(source=where_source, seeded=seeded),
+            [days, *of_source, limit, *of_source, limit, *seeded_params]
+            + [limit - 1, limit - 1, *around, *of_source],
+        )
+        least_requests, least_failures, sources = cursor.fetchone()
+        rows_most = len(days) * max(1, sources)
+        cursor.execute(
+            _TOPS_PRUNED.format(source=where_source, totals=totals),
+            [days, *of_source, -(-int(least_requests) // rows_most), *of_source]
+            + [max(1, -(-int(least_failures) // rows_most)), *totals_params, limit, limit],
+        )
+        return cursor.fetchall()
+
+
+# A CTE's array of client_ids, for `client_id = ANY(…)` (index probes, one per id).
+_IDS = "(SELECT ids FROM {cte})::varchar[]"
 
 
 def _moment(value) -> datetime:
@@ -311,11 +418,18 @@ def _moment(value) -> datetime:
 
 
 def _pieces_sql(
-    start: datetime, end: datetime, source: str | None, *, day: str, finer: str
+    start: datetime,
+    end: datetime,
+    source: str | None,
+    *,
+    day: str,
+    finer: str,
+    clients: str | None = None,
 ) -> tuple[str, list]:
     """One SELECT per piece of [start, end) (`_cover`), joined by UNION ALL: `day` reads
     ClientDay, `finer` the per-client minute or hour rollup (each "columns FROM {table}
-    WHERE …"); the piece's bucket range and the source are added."""
+    WHERE …"); the piece's bucket range and the source are added, and with `clients` (an
+    SQL array of client_ids, PostgreSQL) only those clients."""
     selects, params = [], []
     for unit, lo, hi in _cover(start, end):
         model = ClientDay if unit == DAY else _TABLES[unit][0]
@@ -326,6 +440,8 @@ def _pieces_sql(
         if source is not None:
             selects[-1] += " AND source = %s"
             params.append(source)
+        if clients is not None:
+            selects[-1] += f" AND client_id = ANY({clients})"
     return " UNION ALL ".join(selects), params
 
 
@@ -380,14 +496,16 @@ def traffic_breakdown(
     *, start: datetime, end: datetime, source: str | None = None
 ) -> list[tuple[str, str, str, int]]:
     """(source, outcome, reason, requests) in [start, end): per-source totals and failure
-    reasons from one read of the rollup (the overview needs both)."""
-    rows = (
-        _traffic(start, end, source=source)
-        .values_list("source", "outcome", "reason")
-        .annotate(n=Sum("count"))
-        .order_by()
-    )
-    return list(rows)
+    reasons from one read of the totals rollups (the overview needs both). Covered like
+    the per-client lists, minutes only at the edges (`_cover`): 24 hours are ~25 hours
+    of TrafficHourTotal and up to an hour of TrafficMinuteTotal, not 1,440 minutes."""
+    counts: dict[tuple[str, str, str], int] = {}
+    for unit, lo, hi in _cover(start, end, units=(HOUR, MINUTE)):
+        rows = _TABLES[unit][1].objects.filter(bucket__gte=lo, bucket__lt=hi, **_source(source))
+        rows = rows.values_list("source", "outcome", "reason").annotate(n=Sum("count"))
+        for *key, n in rows.order_by():
+            counts[tuple(key)] = counts.get(tuple(key), 0) + n
+    return [(*key, n) for key, n in counts.items()]
 
 
 def client_totals(
