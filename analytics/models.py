@@ -274,9 +274,40 @@ class NetworkFailureHour(models.Model):
                 fields=["bucket", "source", "network"], name="networkfailurehour_key"
             )
         ]
+        # top_failing_networks: the exact hours of the few networks that can still win.
+        indexes = [models.Index(fields=["network", "bucket"], name="networkfailurehour_net")]
 
     def __str__(self) -> str:
         return f"{self.bucket:%Y-%m-%d %H:00} {self.network} {self.count}"
+
+
+class NetworkFailureDay(models.Model):
+    """Failed requests per UTC day, source and network: what top_failing_networks bounds
+    its candidates with over days (one row per network and day where NetworkFailureHour
+    has up to 24), like ClientDay for the top clients."""
+
+    bucket = models.DateTimeField(help_text="Midnight UTC of the day.")
+    source = models.CharField(max_length=MAX_LENGTHS["source"])
+    network = models.CharField(max_length=NETWORK_MAX_LENGTH)
+    count = models.BigIntegerField()
+
+    KEY = ("bucket", "source", "network")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["bucket", "source", "network"], name="networkfailureday_key"
+            )
+        ]
+        indexes = [
+            # top_failing_networks: each day's most failing networks, the rows over a
+            # threshold, then the exact days of those networks.
+            models.Index(fields=["bucket", "count"], name="networkfailureday_count"),
+            models.Index(fields=["network", "bucket"], name="networkfailureday_net"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.bucket:%Y-%m-%d} {self.network} {self.count}"
 
 
 class ScopeUsageHour(models.Model):

@@ -35,6 +35,7 @@ from django.utils import timezone
 
 from .models import (
     ClientDay,
+    NetworkFailureDay,
     NetworkFailureHour,
     ScopeExerciseHour,
     ScopeUsageHour,
@@ -112,6 +113,7 @@ def _rollups_prune() -> int:
         + _delete_in_batches(TrafficHourTotal, "bucket", rollup_cutoff)
         + _delete_in_batches(ClientDay, "bucket", rollup_cutoff)
         + _delete_in_batches(NetworkFailureHour, "bucket", rollup_cutoff)
+        + _delete_in_batches(NetworkFailureDay, "bucket", rollup_cutoff)
         + _delete_in_batches(ScopeUsageHour, "bucket", rollup_cutoff)
         + _delete_in_batches(ScopeExerciseHour, "bucket", rollup_cutoff)
         + _delete_in_batches(UsageReport, "received_at", now - USAGE_REPORT_IDS_KEPT)

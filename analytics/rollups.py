@@ -28,6 +28,7 @@ from audit.events import Endpoint, Outcome, Reason, TokenEventRecord
 from .models import (
     SCOPE_MAX_LENGTH,
     ClientDay,
+    NetworkFailureDay,
     NetworkFailureHour,
     ScopeExerciseHour,
     ScopeUsageHour,
@@ -207,12 +208,24 @@ def _rows(rollups: Rollups) -> dict:
         NetworkFailureHour: [
             (_moment(k[0]), *k[1:], n) for k, n in sorted(rollups.failing_networks.items())
         ],
+        NetworkFailureDay: [
+            (_moment(k[0]), *k[1:], n)
+            for k, n in sorted(_per_day(rollups.failing_networks).items())
+        ],
         ScopeUsageHour: [
             (_moment(k[0]), *k[1:], requested, issued)
             for k, (requested, issued) in sorted(rollups.scopes.items())
         ],
         ScopeExerciseHour: exercise_rows(rollups.exercises),
     }
+
+
+def _per_day(hourly: Counter) -> Counter:
+    """(hour epoch, …) -> count, summed into (day epoch, …)."""
+    days: Counter = Counter()
+    for (hour, *rest), n in hourly.items():
+        days[(hour // 86400 * 86400, *rest)] += n
+    return days
 
 
 def exercise_rows(counts: Counter) -> list[tuple]:
@@ -251,6 +264,7 @@ _UPSERTS = {
         ("count",),
         "count = {t}.count + excluded.count",
     ),
+    NetworkFailureDay: (NetworkFailureDay.KEY, ("count",), "count = {t}.count + excluded.count"),
     ScopeUsageHour: (
         ScopeUsageHour.KEY,
         ("requested", "issued"),
@@ -394,12 +408,12 @@ _REBUILD = [
         failures = analytics_sourcenetwork.failures + excluded.failures
     """,  # noqa: S608
     f"""
-    INSERT INTO analytics_networkfailurehour (bucket, source, network, count)
-    SELECT date_trunc('hour', occurred_at), source, {_NETWORK}::text, count(*)
+    INSERT INTO {{table}} (bucket, source, network, count)
+    SELECT date_trunc('{{unit}}', occurred_at), source, {_NETWORK}::text, count(*)
     FROM {{raw}} WHERE outcome = 'failure' AND source_ip IS NOT NULL AND {_IN_RANGE}
     GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
     ON CONFLICT (bucket, source, network)
-    DO UPDATE SET count = analytics_networkfailurehour.count + excluded.count
+    DO UPDATE SET count = {{table}}.count + excluded.count
     """,  # noqa: S608
     f"""
     INSERT INTO analytics_scopeusagehour (bucket, client_id, source, scope, requested, issued)
@@ -442,7 +456,8 @@ _STATEMENTS = {
     "analytics_traffichourtotal": (_REBUILD[1], "hour"),
     "analytics_clientday": (_REBUILD[2], "day"),
     "analytics_sourcenetwork": (_REBUILD[3], ""),
-    "analytics_networkfailurehour": (_REBUILD[4], ""),
+    "analytics_networkfailurehour": (_REBUILD[4], "hour"),
+    "analytics_networkfailureday": (_REBUILD[4], "day"),
     "analytics_scopeusagehour": (_REBUILD[5], ""),
     "analytics_scopeexercisehour": (_REBUILD[6], ""),
 }

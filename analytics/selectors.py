@@ -30,6 +30,7 @@ from audit.events import Outcome
 
 from .models import (
     ClientDay,
+    NetworkFailureDay,
     NetworkFailureHour,
     ScopeUsageHour,
     SourceNetwork,
@@ -50,6 +51,10 @@ PRUNED_FROM = timedelta(hours=6)
 _C = ' COLLATE "C"' if connection.vendor == "postgresql" else ""
 # Per unit: the table with the client dimension, the one with every client together.
 _TABLES = {MINUTE: (TrafficMinute, TrafficMinuteTotal), HOUR: (TrafficHour, TrafficHourTotal)}
+
+# The pruned top lists' days (a CTE) and arrays of ids (`x = ANY(…)`: one index probe each).
+_DAYS = "days AS (SELECT day FROM unnest(%s::timestamptz[]) AS day)"
+_IDS = "(SELECT ids FROM {cte})::varchar[]"
 
 _SUCCESSES = Sum("count", filter=Q(outcome=Outcome.SUCCESS), default=0)
 _FAILURES = Sum("count", filter=Q(outcome=Outcome.FAILURE), default=0)
@@ -210,14 +215,81 @@ def top_failing_networks(
     *, start: datetime, end: datetime, limit: int = 10, source: str | None = None
 ) -> list[FailingNetwork]:
     """Source networks (/24, /48) with the most failed requests; hourly, so start and end
-    are floored to the hour."""
-    rows = NetworkFailureHour.objects.filter(
-        bucket__gte=_floor(start, HOUR), bucket__lt=_floor(end, HOUR)
-    )
+    are floored to the hour. On PostgreSQL over PRUNED_FROM or more, only the networks
+    that can still win are summed exactly (`_NETWORKS_PRUNED`)."""
+    lo, hi = _floor(start, HOUR), _floor(end, HOUR)
+    if connection.vendor == "postgresql" and end - start >= PRUNED_FROM and lo < hi:
+        rows = _failing_networks_pruned(lo, hi, limit, source)
+        return [FailingNetwork(network, source, n) for network, source, n in rows]
+    rows = NetworkFailureHour.objects.filter(bucket__gte=lo, bucket__lt=hi)
     if source is not None:
         rows = rows.filter(source=source)
-    rows = rows.values("network", "source").annotate(n=Sum("count")).order_by("-n", "network")
+    rows = rows.values("network", "source").annotate(n=Sum("count"))
+    rows = rows.order_by("-n", "network", "source")
     return [FailingNetwork(r["network"], r["source"], r["n"]) for r in rows[:limit]]
+
+
+# As _TOPS_SEEDED and _TOPS_PRUNED, per network and source: NetworkFailureDay has one row
+# per network, source and day, so a network that can reach the limit-th total has a day
+# of that total / the days around the range, or more.
+_NETWORKS_SEEDED = f"""
+    WITH {_DAYS}, seeds AS (
+        SELECT ARRAY(
+            SELECT top.network FROM days, LATERAL (
+                SELECT network FROM analytics_networkfailureday
+                WHERE bucket = days.day {{source}} ORDER BY count DESC LIMIT %s
+            ) AS top
+        ) AS ids
+    ), seeded AS (
+        SELECT network, source, sum(n) AS n FROM ({{seeded}}) AS p GROUP BY network, source
+    )
+    SELECT coalesce((SELECT n FROM seeded ORDER BY n DESC OFFSET %s LIMIT 1), 0)
+"""  # noqa: S608 - constants of this module; values go as parameters
+_NETWORKS_PRUNED = f"""
+    WITH {_DAYS}, candidates AS (
+        SELECT ARRAY(
+            SELECT row.network FROM days, LATERAL (
+                SELECT network FROM analytics_networkfailureday
+                WHERE bucket = days.day {{source}} AND count >= %s
+            ) AS row
+        ) AS ids
+    )
+    SELECT network, source, CAST(sum(n) AS bigint) AS n FROM ({{totals}}) AS p
+    GROUP BY network, source ORDER BY n DESC, network, source LIMIT %s
+"""  # noqa: S608 - constants of this module; values go as parameters
+
+
+def _failing_networks_pruned(lo, hi, limit, source) -> list[tuple]:
+    around = [_floor(lo, DAY), _ceil(hi, DAY)]
+    days = [around[0] + DAY * n for n in range((around[1] - around[0]) // DAY)]
+    of_source = [] if source is None else [source]
+    where_source = "" if source is None else "AND source = %s"
+
+    def pieces(cte: str) -> tuple[str, list]:
+        selects, params = [], []
+        for unit, piece_lo, piece_hi in _pieces(lo, hi, (DAY, HOUR)):
+            table = (NetworkFailureDay if unit == DAY else NetworkFailureHour)._meta.db_table
+            selects.append(
+                f"SELECT network, source, count AS n FROM {table} "  # noqa: S608
+                f"WHERE network = ANY({_IDS.format(cte=cte)}) "
+                f"AND bucket >= %s AND bucket < %s {where_source}"
+            )
+            params += [piece_lo, piece_hi, *of_source]
+        return " UNION ALL ".join(selects), params
+
+    seeded, seeded_params = pieces("seeds")
+    totals, totals_params = pieces("candidates")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _NETWORKS_SEEDED.format(source=where_source, seeded=seeded),
+            [days, *of_source, limit, *seeded_params, limit - 1],
+        )
+        least = cursor.fetchone()[0]
+        cursor.execute(
+            _NETWORKS_PRUNED.format(source=where_source, totals=totals),
+            [days, *of_source, max(1, -(-int(least) // len(days))), *totals_params, limit],
+        )
+        return cursor.fetchall()
 
 
 def network_failure_series(
@@ -331,7 +403,6 @@ def _client_tops_summed(start, end, limit, source) -> list[tuple]:
 #    candidates (with skewed traffic, a few hundred of 10,000 clients), and only they are
 #    summed exactly, through the (client_id, bucket) indexes, and ranked.
 # Flat traffic makes more candidates: slower, never wrong.
-_DAYS = "days AS (SELECT day FROM unnest(%s::timestamptz[]) AS day)"
 _TOPS_SEEDED = f"""
     WITH {_DAYS}, seeds AS (
         SELECT ARRAY(
@@ -404,10 +475,6 @@ def _client_tops_pruned(start, end, limit, source) -> list[tuple]:
             + [max(1, -(-int(least_failures) // rows_most)), *totals_params, limit, limit],
         )
         return cursor.fetchall()
-
-
-# A CTE's array of client_ids, for `client_id = ANY(…)` (index probes, one per id).
-_IDS = "(SELECT ids FROM {cte})::varchar[]"
 
 
 def _moment(value) -> datetime:

@@ -11,6 +11,8 @@ from django.db import connection, connections
 
 from analytics.models import (
     ClientDay,
+    NetworkFailureDay,
+    NetworkFailureHour,
     SourceNetwork,
     TokenEvent,
     TrafficHour,
@@ -33,13 +35,15 @@ def event(days_ago: float, **fields) -> TokenEventRecord:
         id=uuid.uuid4().hex,
         occurred_at=(TODAY - timedelta(days=days_ago)).timestamp(),
         endpoint="token",
-        client_id=fields.pop("client_id", "billing"),
-        outcome="success",
-        reason="ok",
-        source_ip="203.0.113.7",
-        scopes_granted="orders:read",
-        status_code=200,
-        **fields,
+        **{
+            "client_id": "billing",
+            "outcome": "success",
+            "reason": "ok",
+            "source_ip": "203.0.113.7",
+            "scopes_granted": "orders:read",
+            "status_code": 200,
+            **fields,
+        },
     )
 
 
@@ -108,7 +112,10 @@ class TestRetentionTask:
     def test_it_prunes_rollups_past_their_retention(self, settings):
         settings.KEYWARD_EVENT_RETENTION_DAYS = 500
         settings.KEYWARD_ROLLUP_RETENTION_DAYS = 500
-        token_events_store([event(450, client_id="old"), event(40), event(1)])
+        failed = {"outcome": "failure", "reason": "bad_secret", "status_code": 401}
+        token_events_store(
+            [event(450, client_id="old", **failed), event(40, **failed), event(1, **failed)]
+        )
         settings.KEYWARD_EVENT_RETENTION_DAYS = 30
         settings.KEYWARD_ROLLUP_RETENTION_DAYS = 400
 
@@ -118,6 +125,7 @@ class TestRetentionTask:
         assert TrafficMinute.objects.count() == TrafficMinuteTotal.objects.count() == 1
         assert TrafficHour.objects.count() == TrafficHourTotal.objects.count() == 2
         assert ClientDay.objects.count() == 2
+        assert NetworkFailureHour.objects.count() == NetworkFailureDay.objects.count() == 2
         assert not SourceNetwork.objects.filter(client_id="old").exists()
 
 

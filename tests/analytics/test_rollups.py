@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 
 from analytics.models import (
     ClientDay,
+    NetworkFailureDay,
     NetworkFailureHour,
     ScopeExerciseHour,
     ScopeUsageHour,
@@ -49,6 +50,7 @@ ROLLUPS = (
     ClientDay,
     SourceNetwork,
     NetworkFailureHour,
+    NetworkFailureDay,
     ScopeUsageHour,
     ScopeExerciseHour,
 )
@@ -112,7 +114,7 @@ def _floor(moment: datetime, seconds: int) -> datetime:
 
 def recount() -> dict:
     """Every rollup, computed from the raw rows with nothing from analytics.rollups."""
-    minute, hour, failing = Counter(), Counter(), Counter()
+    minute, hour, failing, failing_days = Counter(), Counter(), Counter(), Counter()
     minute_total, hour_total = Counter(), Counter()
     days: dict = {}
     networks: dict = {}
@@ -144,6 +146,8 @@ def recount() -> dict:
             )
             if e.outcome == "failure":
                 failing[(at_hour, e.source, _network(e.source_ip))] += 1
+                at_day = _floor(e.occurred_at, 86400)
+                failing_days[(at_day, e.source, _network(e.source_ip))] += 1
         if e.endpoint == "introspect" and e.outcome == "success" and e.subject_client_id:
             for scope in [s for s in e.scopes_granted.split(" ") if s]:
                 exercises[(at_hour, e.subject_client_id, scope, "introspection", e.client_id)] += 1
@@ -165,6 +169,7 @@ def recount() -> dict:
         "days": days,
         "networks": networks,
         "failing": dict(failing),
+        "failing_days": dict(failing_days),
         "scopes": {k: (v["requested"], v["issued"]) for k, v in scope_rows.items()},
         "exercises": dict(exercises),
     }
@@ -197,6 +202,10 @@ def stored() -> dict:
         "failing": {
             r[:3]: r[3]
             for r in NetworkFailureHour.objects.values_list("bucket", "source", "network", "count")
+        },
+        "failing_days": {
+            r[:3]: r[3]
+            for r in NetworkFailureDay.objects.values_list("bucket", "source", "network", "count")
         },
         "scopes": {
             r[:4]: r[4:]

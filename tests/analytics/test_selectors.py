@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import random
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import connection
 
 from analytics import selectors
 from analytics.store import token_events_write
@@ -219,3 +221,77 @@ class TestOverviewReads:
             assert {u.client_id: u.attempts for u in unknown} == {
                 c: n for c, n in attempts.items() if n
             }
+
+
+class TestPrunedTopLists:
+    """Over PRUNED_FROM, PostgreSQL sums exactly only the clients and networks that can
+    still win: the lists must be those of summing every one of them, for any range."""
+
+    @pytest.fixture
+    def skewed(self):
+        # A few busy clients and networks, many quiet ones, over three days.
+        rng = random.Random(7)
+        now = datetime.now(UTC)
+        records = []
+        for _ in range(600):
+            index = int(40 * rng.random() ** 3)
+            failed = rng.random() < 0.3
+            records.append(
+                event(
+                    now - timedelta(minutes=rng.randrange(3, 3 * 24 * 60)),
+                    client_id=f"client-{index}",
+                    reason=rng.choice(["bad_secret", "rate_limited"]) if failed else "ok",
+                    ip=f"198.51.{index % 7}.{rng.randrange(1, 250)}",
+                    source="okta" if index % 5 == 0 else "keyward",
+                )
+            )
+        token_events_write(records)
+        return now, records
+
+    def test_they_equal_the_lists_of_every_client_and_network(self, skewed):
+        if connection.vendor != "postgresql":
+            pytest.skip("pruned on PostgreSQL only")
+        now, records = skewed
+        ranges = [
+            (now - timedelta(hours=24), now + timedelta(minutes=1)),
+            (now - timedelta(days=2, minutes=7), now - timedelta(hours=5)),
+            (now - timedelta(days=30), now + timedelta(minutes=1)),
+            (now - timedelta(hours=7), now - timedelta(minutes=30)),
+        ]
+        for start, end in ranges:
+            for source in (None, "okta"):
+                for limit in (10, 3):
+                    span = {"start": start, "end": end, "limit": limit, "source": source}
+                    assert selectors.client_tops(**span) == _summed_tops(**span)
+                    assert selectors.top_failing_networks(**span) == _summed_networks(span)
+
+    def test_the_top_clients_are_a_recount(self, skewed):
+        now, records = skewed
+        start, end = now - timedelta(hours=30), now + timedelta(minutes=1)
+        totals: dict[str, list[int]] = {}
+        for r in records:
+            if start.replace(second=0, microsecond=0).timestamp() <= r.occurred_at:
+                counts = totals.setdefault(r.client_id, [0, 0])
+                counts[0] += 1
+                counts[1] += r.outcome == "failure"
+        ranked = sorted(totals.items(), key=lambda item: (-item[1][0], item[0]))[:10]
+        by_requests, _by_failures = selectors.client_tops(start=start, end=end)
+        assert [(c.client_id, c.requests, c.failures) for c in by_requests] == [
+            (client_id, n, f) for client_id, (n, f) in ranked
+        ]
+
+
+def _summed_tops(*, start, end, limit, source):
+    tops = {"n": [], "f": []}
+    for which, client_id, n, f in selectors._client_tops_summed(start, end, limit, source):
+        tops[which].append(selectors.ClientTraffic(client_id, n, f))
+    return tops["n"], tops["f"]
+
+
+def _summed_networks(span):
+    never = timedelta(days=100_000)
+    pruned_from, selectors.PRUNED_FROM = selectors.PRUNED_FROM, never
+    try:
+        return selectors.top_failing_networks(**span)
+    finally:
+        selectors.PRUNED_FROM = pruned_from
