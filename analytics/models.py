@@ -158,7 +158,17 @@ class TrafficHour(TrafficRollup):  # noqa: DJ008 - TrafficRollup.__str__
         constraints = [
             models.UniqueConstraint(fields=TrafficRollup.KEY, name="traffichour_key"),
         ]
-        indexes = [models.Index(fields=["client_id", "bucket"], name="traffichour_client")]
+        indexes = [
+            models.Index(fields=["client_id", "bucket"], name="traffichour_client"),
+            # unknown_client_ids over hours: the few unknown-client rows, read from the
+            # index alone (the key's index would walk every row of the hours).
+            models.Index(
+                fields=["bucket"],
+                include=["client_id", "source", "count"],
+                condition=Q(reason=Reason.UNKNOWN_CLIENT),
+                name="traffichour_unknown",
+            ),
+        ]
 
 
 class TrafficTotal(models.Model):
