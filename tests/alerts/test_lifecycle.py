@@ -48,6 +48,17 @@ class TestDeduplication:
         assert alert.count == 2 and alert.first_seen_at == NOW
         assert alert.last_seen_at == NOW + timedelta(minutes=1)
 
+    def test_a_new_alert_is_logged_once_committed(
+        self, clock, caplog, django_capture_on_commit_callbacks
+    ):
+        with caplog.at_level("WARNING", logger="alerts.services"):
+            with django_capture_on_commit_callbacks(execute=True):
+                alert = raise_at(NOW).alert
+            raise_at(NOW + timedelta(minutes=1))  # a repeat updates it: no new line
+        assert [r.getMessage() for r in caplog.records] == [
+            f"alert #{alert.pk} opened: brute_force (high) on {SUBJECT.key}"
+        ]
+
     def test_the_database_refuses_a_second_active_alert(self, clock):
         alert = raise_at(NOW).alert
         duplicate = Alert(
