@@ -207,6 +207,16 @@ class TrafficHourTotal(TrafficTotal):  # noqa: DJ008 - TrafficTotal.__str__
         ]
 
 
+class TrafficDayTotal(TrafficTotal):  # noqa: DJ008 - TrafficTotal.__str__
+    """Per UTC day: ranges of days (the overview's 30 days) read a few dozen rows a day
+    where TrafficHourTotal has them every hour."""
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=TrafficTotal.KEY, name="trafficdaytotal_key"),
+        ]
+
+
 class ClientDay(models.Model):
     """Per UTC day, client_id (as presented) and source: requests, failures, unknown-client
     attempts and the last request. The overview's top clients and unknown client_ids over

@@ -41,6 +41,7 @@ from .models import (
     ScopeUsageHour,
     SourceNetwork,
     TokenEvent,
+    TrafficDayTotal,
     TrafficHour,
     TrafficHourTotal,
     TrafficMinute,
@@ -111,6 +112,7 @@ def _rollups_prune() -> int:
         + _delete_in_batches(TrafficMinuteTotal, "bucket", raw_cutoff)
         + _delete_in_batches(TrafficHour, "bucket", rollup_cutoff)
         + _delete_in_batches(TrafficHourTotal, "bucket", rollup_cutoff)
+        + _delete_in_batches(TrafficDayTotal, "bucket", rollup_cutoff)
         + _delete_in_batches(ClientDay, "bucket", rollup_cutoff)
         + _delete_in_batches(NetworkFailureHour, "bucket", rollup_cutoff)
         + _delete_in_batches(NetworkFailureDay, "bucket", rollup_cutoff)

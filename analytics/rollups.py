@@ -33,6 +33,7 @@ from .models import (
     ScopeExerciseHour,
     ScopeUsageHour,
     SourceNetwork,
+    TrafficDayTotal,
     TrafficHour,
     TrafficHourTotal,
     TrafficMinute,
@@ -197,6 +198,9 @@ def _rows(rollups: Rollups) -> dict:
         TrafficHourTotal: [
             (_moment(k[0]), *k[1:], n) for k, n in sorted(rollups.hour_total.items())
         ],
+        TrafficDayTotal: [
+            (_moment(k[0]), *k[1:], n) for k, n in sorted(_per_day(rollups.hour_total).items())
+        ],
         ClientDay: [
             (_moment(k[0]), *k[1:], requests, failures, unknown, _exact(last))
             for k, (requests, failures, unknown, last) in sorted(rollups.clients.items())
@@ -244,6 +248,7 @@ _UPSERTS = {
         "count = {t}.count + excluded.count",
     ),
     TrafficHourTotal: (TrafficHourTotal.KEY, ("count",), "count = {t}.count + excluded.count"),
+    TrafficDayTotal: (TrafficDayTotal.KEY, ("count",), "count = {t}.count + excluded.count"),
     ClientDay: (
         ClientDay.KEY,
         ("requests", "failures", "unknown", "last_seen"),
@@ -454,6 +459,7 @@ _STATEMENTS = {
     "analytics_traffichour": (_REBUILD[0], "hour"),
     "analytics_trafficminutetotal": (_REBUILD[1], "minute"),
     "analytics_traffichourtotal": (_REBUILD[1], "hour"),
+    "analytics_trafficdaytotal": (_REBUILD[1], "day"),
     "analytics_clientday": (_REBUILD[2], "day"),
     "analytics_sourcenetwork": (_REBUILD[3], ""),
     "analytics_networkfailurehour": (_REBUILD[4], "hour"),

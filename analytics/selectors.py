@@ -43,6 +43,7 @@ from .models import (
     NetworkFailureHour,
     ScopeUsageHour,
     SourceNetwork,
+    TrafficDayTotal,
     TrafficHour,
     TrafficHourTotal,
     TrafficMinute,
@@ -60,6 +61,8 @@ PRUNED_FROM = timedelta(hours=6)
 _C = ' COLLATE "C"' if connection.vendor == "postgresql" else ""
 # Per unit: the table with the client dimension, the one with every client together.
 _TABLES = {MINUTE: (TrafficMinute, TrafficMinuteTotal), HOUR: (TrafficHour, TrafficHourTotal)}
+# Every client together per unit, days included (traffic_breakdown, traffic_series).
+_TOTALS = {MINUTE: TrafficMinuteTotal, HOUR: TrafficHourTotal, DAY: TrafficDayTotal}
 
 # The pruned top lists' days (a CTE) and arrays of ids (`x = ANY(…)`: one index probe each).
 _DAYS = "days AS (SELECT day FROM unnest(%s::timestamptz[]) AS day)"
@@ -169,6 +172,8 @@ def traffic_series(
     model = _TABLES[unit][1 if client_id is None else 0]
     step = max(step, unit)
     first = _floor(start, unit)
+    if client_id is None and _whole_days(first, end, step):
+        model = TrafficDayTotal
     wanted = {k: v for k, v in {"client_id": client_id, "source": source}.items() if v is not None}
     if reasons is not None:
         wanted["reason__in"] = reasons
@@ -185,6 +190,16 @@ def traffic_series(
         counts[0] += row["successes"]
         counts[1] += row["failures"]
     return [SeriesPoint(first + i * step, s, f) for i, (s, f) in enumerate(series)]
+
+
+def _whole_days(first: datetime, end: datetime, step: timedelta) -> bool:
+    """Whether steps from `first` can be summed from days: whole days from a midnight, to
+    a midnight or after now (the day then read whole, as `_cover` reads it)."""
+    return (
+        step % DAY == timedelta(0)
+        and first == _floor(first, DAY)
+        and (end == _floor(end, DAY) or end >= timezone.now())
+    )
 
 
 def failure_reasons(
@@ -433,7 +448,7 @@ _TOPS_SEEDED = f"""
     SELECT
         coalesce((SELECT n FROM seeded ORDER BY n DESC OFFSET %s LIMIT 1), 0),
         coalesce((SELECT f FROM seeded ORDER BY f DESC OFFSET %s LIMIT 1), 0),
-        (SELECT count(DISTINCT source) FROM analytics_traffichourtotal
+        (SELECT count(DISTINCT source) FROM analytics_trafficdaytotal
          WHERE bucket >= %s AND bucket < %s {{source}})
 """  # noqa: S608 - constants of this module; values go as parameters
 _TOPS_PRUNED = f"""
@@ -574,11 +589,11 @@ def traffic_breakdown(
 ) -> list[tuple[str, str, str, int]]:
     """(source, outcome, reason, requests) in [start, end): per-source totals and failure
     reasons from one read of the totals rollups (the overview needs both). Covered like
-    the per-client lists, minutes only at the edges (`_cover`): 24 hours are ~25 hours
-    of TrafficHourTotal and up to an hour of TrafficMinuteTotal, not 1,440 minutes."""
+    the per-client lists (`_cover`): 24 hours are up to a day of TrafficDayTotal, hours
+    and an hour of minutes, not 1,440 minutes; 30 days are ~31 days, not 720 hours."""
     counts: dict[tuple[str, str, str], int] = {}
-    for unit, lo, hi in _cover(start, end, units=(HOUR, MINUTE)):
-        rows = _TABLES[unit][1].objects.filter(bucket__gte=lo, bucket__lt=hi, **_source(source))
+    for unit, lo, hi in _cover(start, end):
+        rows = _TOTALS[unit].objects.filter(bucket__gte=lo, bucket__lt=hi, **_source(source))
         rows = rows.values_list("source", "outcome", "reason").annotate(n=Sum("count"))
         for *key, n in rows.order_by():
             counts[tuple(key)] = counts.get(tuple(key), 0) + n

@@ -15,6 +15,7 @@ from analytics.models import (
     NetworkFailureHour,
     SourceNetwork,
     TokenEvent,
+    TrafficDayTotal,
     TrafficHour,
     TrafficHourTotal,
     TrafficMinute,
@@ -124,6 +125,7 @@ class TestRetentionTask:
         # Minutes follow raw retention, hours, days and networks the rollup retention.
         assert TrafficMinute.objects.count() == TrafficMinuteTotal.objects.count() == 1
         assert TrafficHour.objects.count() == TrafficHourTotal.objects.count() == 2
+        assert TrafficDayTotal.objects.count() == 2
         assert ClientDay.objects.count() == 2
         assert NetworkFailureHour.objects.count() == NetworkFailureDay.objects.count() == 2
         assert not SourceNetwork.objects.filter(client_id="old").exists()

@@ -31,6 +31,7 @@ from analytics.models import (
     ScopeUsageHour,
     SourceNetwork,
     TokenEvent,
+    TrafficDayTotal,
     TrafficHour,
     TrafficHourTotal,
     TrafficMinute,
@@ -47,6 +48,7 @@ ROLLUPS = (
     TrafficHour,
     TrafficMinuteTotal,
     TrafficHourTotal,
+    TrafficDayTotal,
     ClientDay,
     SourceNetwork,
     NetworkFailureHour,
@@ -115,7 +117,7 @@ def _floor(moment: datetime, seconds: int) -> datetime:
 def recount() -> dict:
     """Every rollup, computed from the raw rows with nothing from analytics.rollups."""
     minute, hour, failing, failing_days = Counter(), Counter(), Counter(), Counter()
-    minute_total, hour_total = Counter(), Counter()
+    minute_total, hour_total, day_total = Counter(), Counter(), Counter()
     days: dict = {}
     networks: dict = {}
     scopes: Counter = Counter()
@@ -127,6 +129,7 @@ def recount() -> dict:
         at_hour = _floor(e.occurred_at, 3600)
         hour[(at_hour, e.client_id, *what)] += 1
         hour_total[(at_hour, *what)] += 1
+        day_total[(_floor(e.occurred_at, 86400), *what)] += 1
         day = (_floor(e.occurred_at, 86400), e.client_id, e.source)
         n, failed, unknown, last = days.get(day, (0, 0, 0, e.occurred_at))
         days[day] = (
@@ -166,6 +169,7 @@ def recount() -> dict:
         "hour": dict(hour),
         "minute_total": dict(minute_total),
         "hour_total": dict(hour_total),
+        "day_total": dict(day_total),
         "days": days,
         "networks": networks,
         "failing": dict(failing),
@@ -187,6 +191,7 @@ def stored() -> dict:
         "hour_total": {
             r[:-1]: r[-1] for r in TrafficHourTotal.objects.values_list(*total, "count")
         },
+        "day_total": {r[:-1]: r[-1] for r in TrafficDayTotal.objects.values_list(*total, "count")},
         "days": {
             r[:3]: r[3:]
             for r in ClientDay.objects.values_list(

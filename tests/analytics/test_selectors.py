@@ -110,6 +110,23 @@ class TestTrafficSeries:
         assert [p.bucket for p in series] == [this_hour - timedelta(hours=n) for n in (3, 2, 1, 0)]
 
 
+class TestDaySeries:
+    def test_whole_days_read_the_day_totals_and_count_the_same(self):
+        # Every client together, steps of days from a midnight: summed from TrafficDayTotal,
+        # equal to the hours it replaces.
+        midnight = NOW.replace(hour=0, minute=0)
+        token_events_write(
+            [event(midnight - timedelta(hours=h, minutes=7)) for h in (1, 5, 30, 50)]
+            + [event(max(midnight, NOW - timedelta(minutes=1)), reason="bad_secret")]
+        )
+        span = {"start": midnight - timedelta(days=3), "end": NOW + timedelta(minutes=1)}
+        by_days = selectors.traffic_series(**span, step=timedelta(days=1))
+        by_hours = selectors.traffic_series(**span, step=timedelta(hours=1))
+        assert [(p.successes, p.failures) for p in by_days] == [(1, 0), (1, 0), (2, 0), (0, 1)]
+        assert sum(p.successes for p in by_hours) == 4
+        assert sum(p.failures for p in by_hours) == 1
+
+
 class TestBreakdowns:
     def test_it_ranks_failure_reasons(self, traffic):
         assert selectors.failure_reasons(start=HOUR_AGO, end=NOW) == [
