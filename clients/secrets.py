@@ -12,8 +12,7 @@ import hmac
 import secrets
 from functools import lru_cache
 
-from django.conf import settings
-
+from base.conf import setting
 from base.secrets import SECRET_PREFIX
 
 __all__ = ["SECRET_PREFIX", "secret_generate", "secret_hash", "secret_hint"]
@@ -30,7 +29,7 @@ def secret_generate() -> str:
 
 
 def secret_hash(secret: str) -> str:
-    key = _pepper(settings.KEYWARD_SECRET_PEPPER)
+    key = _pepper(setting("KEYWARD_SECRET_PEPPER"))
     return hmac.new(key, secret.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
 
 

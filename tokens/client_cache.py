@@ -18,6 +18,7 @@ from datetime import datetime
 from cachetools import TLRUCache
 from django.conf import settings
 
+from base.conf import setting
 from clients.models import Client, ClientSecret
 
 # Bounded: a flood of random client_ids must not grow memory without limit. Past the bound
@@ -83,7 +84,7 @@ class ClientRecord:
 
     def audience_claim(self) -> str | list[str]:
         """`aud` (RFC 9068 §3): a single string when there is one audience."""
-        audiences = self.audiences or (settings.KEYWARD_DEFAULT_AUDIENCE,)
+        audiences = self.audiences or (setting("KEYWARD_DEFAULT_AUDIENCE"),)
         return audiences[0] if len(audiences) == 1 else list(audiences)
 
 
