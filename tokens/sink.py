@@ -254,7 +254,7 @@ def emit(
                 ],
                 [
                     event.to_buffer(),
-                    event.as_rate_limited().to_buffer(),
+                    event.to_buffer_rate_limited(),
                     window + 1,
                     failure_limit,
                     "1" if auth_failed else "0",
