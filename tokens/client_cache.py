@@ -157,11 +157,14 @@ def client_record_load(client_id: str) -> ClientRecord | None:
 def client_lookup(client_id: str) -> ClientRecord | None:
     if not client_id or len(client_id) > MAX_CLIENT_ID_LENGTH:
         return None
-    with _lock:
-        entry = _entries.get(client_id)
-    if entry is not None:
-        return entry[1]
-    return _client_load(client_id)
+    try:
+        # Indexing, not .get(): get() asks `in` first, which checks the expiry a second time
+        # (17.6k against 7.7k instructions per hit, callgrind). A miss raises KeyError.
+        with _lock:
+            entry = _entries[client_id]
+    except KeyError:
+        return _client_load(client_id)
+    return entry[1]
 
 
 def _client_load(client_id: str) -> ClientRecord | None:
