@@ -15,7 +15,7 @@ hours up to the first whole day, then ClientDay's days (one row per client and d
 back down at the end. A range that ends after now reads the day it ends in whole: no event
 has happened after now (events up to a day ahead, from a skewed clock, are accepted by the
 store and would be counted one refresh early). The totals (traffic_breakdown) are covered
-the same way with hours and minutes.
+the same way, with TrafficDayTotal's days.
 
 Top lists over PRUNED_FROM or more (client_tops, top_failing_networks), PostgreSQL: exact,
 but only the keys that can still win are summed. Each day's leaders (ClientDay,
