@@ -17,6 +17,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import statistics
+import string
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -107,13 +108,61 @@ class Detection:
         return Config(True, self.threshold, self.window_seconds, self.minimum, self.severity)
 
     def explain(self, evidence: dict) -> str:
-        """The explanation with the evidence's numbers filled in ("?" for a missing one)."""
-        return self.explanation.format_map(_Missing(evidence))
+        """The explanation with the evidence's numbers filled in. An alert raised outside an
+        evaluation (an import, a sample) may lack some: the clauses and parentheses that
+        need them are left out rather than shown with holes, and the rule's signal stands
+        in when the first clause is among them."""
+        values = dict(evidence)
+        if "window" not in values and "window_seconds" in values:
+            values["window"] = window_words(values["window_seconds"])
+        first, *rest = _clauses(_without_lacking_asides(self.explanation, values))
+        if _lacks(first, values):
+            return self.signal
+        kept = [first]
+        for separator, clause in zip(rest[::2], rest[1::2], strict=True):
+            if not _lacks(clause, values):
+                kept += [separator, clause]
+        text = "".join(kept).format_map(values)
+        return text if text.endswith(".") else text + "."
 
 
-class _Missing(dict):
-    def __missing__(self, key: str) -> str:
-        return "?"
+def _lacks(template: str, values: dict) -> bool:
+    return any(name and name not in values for _, name, _, _ in string.Formatter().parse(template))
+
+
+def _without_lacking_asides(template: str, values: dict) -> str:
+    """`template` less each " (…)" aside that names a value missing from `values`."""
+    out, depth, aside = [], 0, ""
+    for char in template:
+        if depth == 0 and char == "(" and out and out[-1] == " ":
+            out.pop()
+            depth, aside = 1, " ("
+            continue
+        if depth:
+            aside += char
+            depth += (char == "(") - (char == ")")
+            if depth == 0 and not _lacks(aside, values):
+                out.append(aside)
+            continue
+        out.append(char)
+    return "".join(out)
+
+
+def _clauses(template: str) -> list[str]:
+    """`template` cut at each ", ", "; ", ": " or ". " outside parentheses: clause, break,
+    clause, …"""
+    parts, depth, start = [], 0, 0
+    for at, char in enumerate(template):
+        depth += (char == "(") - (char == ")")
+        if depth == 0 and char in ",;:." and template[at + 1 : at + 2] == " ":
+            parts += [template[start:at], template[at : at + 2]]
+            start = at + 2
+    return [*parts, template[start:]]
+
+
+def window_words(seconds: int) -> str:
+    minutes = seconds // 60
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
 
 
 # --- Helpers ---------------------------------------------------------------------------
