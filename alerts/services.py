@@ -10,6 +10,7 @@ row, and add a timeline entry to the alert in the same transaction.
 from __future__ import annotations
 
 import ipaddress
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -37,6 +38,8 @@ from .models import (
     Suppression,
 )
 from .notifications import deliveries_on_open
+
+logger = logging.getLogger(__name__)
 
 OPEN_COUNT_CACHE_KEY = "keyward:alerts:open-count"
 # A rotated webhook secret keeps signing beside the new one this long.
@@ -185,6 +188,13 @@ def _raise(*, detection_severity, rule, subject, evidence, seen_at, first_seen_a
         )
     else:
         deliveries_on_open(alert, now=now)
+        # One line per new alert for whoever reads the logs (bin/dev's console, a log
+        # shipper); the subject is a client_id or a network, nothing secret.
+        transaction.on_commit(
+            lambda: logger.warning(
+                "alert #%s opened: %s (%s) on %s", alert.pk, rule, alert.severity, subject.key
+            )
+        )
     _open_count_changed()
     return Raised(alert, "opened")
 

@@ -44,6 +44,9 @@ from .rollups import ROLLUP_TABLES, rollups_rebuild_sql
 from .store import token_events_store
 
 SEED_NAME = "Seed client "
+# Seed clients have an owner like any real one, or the scope review would list each of them
+# as "Client without an owner" and bury the demo's deliberate findings (bin/dev).
+SEED_OWNER = "platform@example.com"
 STAGE = "analytics_seed_stage"
 SOURCE_NETWORK = "analytics_sourcenetwork"
 # work_mem and maintenance_work_mem of each day's transaction (the defaults are a few MB).
@@ -88,7 +91,11 @@ def seed_clients(count: int) -> list[tuple[str, int]]:
         with transaction.atomic():
             clients = Client.objects.bulk_create(
                 [
-                    Client(name=f"{SEED_NAME}{len(existing) + i + 1}", environment="production")
+                    Client(
+                        name=f"{SEED_NAME}{len(existing) + i + 1}",
+                        environment="production",
+                        owner_email=SEED_OWNER,
+                    )
                     for i in range(missing)
                 ],
                 batch_size=2000,

@@ -98,11 +98,21 @@ def token_events_write(events: list[TokenEventRecord]) -> int:
 
     Validated like buffer items, since the caller built them unchecked. May run inside
     the caller's transaction.
+
+    Embedded mode has no drain, so this write announces its events (events_stored) once
+    they are committed, as a drained batch does: alerts then follow them within seconds,
+    not at beat's next evaluation. The receiver only enqueues a task on the embedded
+    broker (one small file), so the detections never run on the token request. Not in
+    the Redis-down fallback: there the broker is that same unreachable Redis, and
+    enqueueing would hold the request up; beat's evaluation covers those events.
     """
     records = [TokenEventRecord.from_dict(vars(event)) for event in events]
     _partitions_ready(records)
     with transaction.atomic():
-        return _store(records).inserted
+        inserted = _store(records).inserted
+    if inserted and not settings.USE_REDIS:
+        transaction.on_commit(lambda: _stored_announce(records, inserted))
+    return inserted
 
 
 def retention_cutoff() -> datetime:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from datetime import UTC
 
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
@@ -64,10 +64,21 @@ def _form_context(form: EventFilterForm) -> dict:
     }
 
 
+def query_without_empty(query: str) -> str:
+    """`query` without its empty parameters (`client_id=&`), the others kept as written and
+    in their order. A plain GET form sends every field, filled or not."""
+    return "&".join(part for part in query.split("&") if part.partition("=")[2])
+
+
 @require_GET
 @role_required(Role.VIEWER)
 @vary_on_headers("HX-Request")  # one URL, a page or a fragment: caches keep them apart
 def event_list(request: HttpRequest) -> HttpResponse:
+    # The explorer's URL is meant to be shared: redirect to it without empty filters. htmx
+    # follows the redirect and pushes the URL it ended at.
+    query = request.META.get("QUERY_STRING", "")
+    if (clean := query_without_empty(query)) != query:
+        return redirect(f"{request.path}?{clean}" if clean else request.path)
     form = EventFilterForm(request.GET)
     template = "analytics/explorer.html"
     if wants_fragment(request):

@@ -278,6 +278,12 @@ class TokenEventRecord:
 
     # --- Rules -----------------------------------------------------------------------
 
+    def to_buffer_rate_limited(self) -> bytes:
+        """`as_rate_limited().to_buffer()` without building the new record: the token service
+        sends this form with every request (tokens/sink.py), and the record's construction
+        cost more than the encoding (31k against 18k instructions for both forms, callgrind)."""
+        return orjson.dumps(vars(self) | _RATE_LIMITED)
+
     def as_rate_limited(self) -> TokenEventRecord:
         """The same request as answered when it is over a rate limit: 429, and nothing
         issued or granted. A new record; this one is unchanged."""

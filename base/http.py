@@ -5,9 +5,10 @@ from __future__ import annotations
 import functools
 import ipaddress
 
-from django.conf import settings
 from django.http import HttpRequest
 from django.utils.http import url_has_allowed_host_and_scheme
+
+from base.conf import setting
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -50,7 +51,7 @@ def client_ip(request: HttpRequest) -> str | None:
     service (allowlists, rate limits, events) and the audit trail both use this rule.
     """
     remote_addr = request.META.get("REMOTE_ADDR") or ""
-    trusted_entries = settings.KEYWARD_TRUSTED_PROXIES
+    trusted_entries = setting("KEYWARD_TRUSTED_PROXIES")
     if not trusted_entries:
         return _ip_text(remote_addr)
     remote = ip_parse(remote_addr)

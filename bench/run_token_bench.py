@@ -1,5 +1,5 @@
-"""Token-endpoint benchmark: Keyward (RS256, ES256, introspection) beside django-oauth-toolkit
-and node's oidc-provider.
+"""Token-endpoint benchmark: Keyward (RS256, ES256, introspection) beside django-oauth-toolkit,
+node's oidc-provider and the floor (bench/floor_app.py: the bare token work in Python).
 
 Run with `bin/bench` (see bench/README.md). Starts Keyward as deployed (bin/serve), the other
 Django servers under gunicorn, all on PostgreSQL and Redis, and oidc-provider under node;
@@ -13,8 +13,11 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import hashlib
+import hmac
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -30,7 +33,7 @@ import psycopg
 import redis
 from joserfc import jwt
 from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
+from joserfc.jwk import ECKey, KeySet, RSAKey
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -335,6 +338,62 @@ def bench_keyward(args) -> list[Result]:
     return results
 
 
+FLOOR_CLIENT_ID = "floor"
+FLOOR_SECRET = "kwsec_floor-0123456789abcdef0123456789abcdef0123"
+FLOOR_PEPPER = "bench-pepper"
+
+
+def serve_defaults() -> dict[str, str]:
+    """bin/serve's GRANIAN_* settings (its defaults), so the floor runs on the same stack."""
+    text = (ROOT / "bin" / "serve").read_text()
+    defaults = {}
+    for name, value in re.findall(r'^export (GRANIAN_\w+)="?\$\{\w+:-([^}]*)\}"?$', text, re.M):
+        defaults[name] = value
+    for name, value in re.findall(r"^export (GRANIAN_\w+)=([^\s\"$]+)$", text, re.M):
+        defaults[name] = value
+    return defaults
+
+
+@contextlib.contextmanager
+def floor_server(alg: str, private_pem: str, workers: int):
+    """bench/floor_app.py under granian with bin/serve's settings."""
+    port = free_port()
+    secret_hash = hmac.new(FLOOR_PEPPER.encode(), FLOOR_SECRET.encode(), hashlib.sha256)
+    env = serve_defaults() | {
+        "GRANIAN_HOST": "127.0.0.1",
+        "GRANIAN_PORT": str(port),
+        "FLOOR_ALG": alg,
+        "FLOOR_PRIVATE_KEY": private_pem,
+        "FLOOR_CLIENT_ID": FLOOR_CLIENT_ID,
+        "FLOOR_SECRET_HASH": secret_hash.hexdigest(),
+        "FLOOR_PEPPER": FLOOR_PEPPER,
+        "FLOOR_SCOPES": OIDC_SCOPE,
+        "FLOOR_ISSUER": KEYWARD_ENV["KEYWARD_ISSUER"],
+        "FLOOR_AUDIENCE": KEYWARD_ENV["KEYWARD_ISSUER"] + "/api",
+    }
+    if workers:
+        env["GRANIAN_WORKERS"] = str(workers)
+    command = [PYTHON, "-m", "granian", "bench.floor_app:application"]
+    with _serving(command, env, port) as server:
+        yield server
+
+
+def bench_floor(args) -> list[Result]:
+    """The floor for RS256 and ES256: Keyward's stack without Django, PostgreSQL or Redis."""
+    auth = basic(FLOOR_CLIENT_ID, FLOOR_SECRET)
+    results = []
+    for alg in ("RS256", "ES256"):
+        key = RSAKey.generate_key(2048) if alg == "RS256" else ECKey.generate_key("P-256")
+        with floor_server(alg, key.as_pem(private=True).decode(), args.workers) as server:
+            url = server[1] + "/token"
+            token = fetch_token(url, auth)
+            claims = jwt.decode(token, key, algorithms=[alg]).claims
+            if claims.get("client_id") != FLOOR_CLIENT_ID or claims.get("scope") != OIDC_SCOPE:
+                sys.exit(f"floor {alg}: unexpected token claims {claims}")
+            results.append(measure(f"floor {alg}", server, url, args, auth=auth))
+    return results
+
+
 def bench_dot(args) -> list[Result]:
     results = []
     for hasher, seconds in (("md5", args.duration), ("default", args.dot_slow_duration)):
@@ -553,6 +612,26 @@ def peer_ratios(results: list[Result], by_name: dict[str, Result]) -> dict[str, 
     return ratios
 
 
+def floor_ratios(results: list[Result], by_name: dict[str, Result]) -> None:
+    """Keyward against the floor (its framework and bookkeeping), the floor against
+    oidc-provider's best (what Python and the server cost)."""
+    for alg in ("RS256", "ES256"):
+        floor = by_name.get(f"floor {alg}")
+        if floor is None or not floor.rate:
+            continue
+        ours, best = by_name.get(f"Keyward token {alg}"), oidc_best(results, alg)
+        if ours is not None:
+            print(
+                f"Keyward token {alg} / floor {alg}: {ours.rate / floor.rate:.2f}x req/s, "
+                f"{ours.cpu_ms_per_request / floor.cpu_ms_per_request:.2f}x CPU per token"
+            )
+        if best is not None and best.rate:
+            print(
+                f"floor {alg} / {best.name} (its best {alg}): {floor.rate / best.rate:.2f}x "
+                f"req/s, {floor.cpu_ms_per_request / best.cpu_ms_per_request:.2f}x CPU per token"
+            )
+
+
 def keyward_targets(by_name: dict[str, Result]) -> None:
     for key, target in TARGETS.items():
         name = "Keyward introspect" if key == "introspect" else f"Keyward token {key}"
@@ -588,6 +667,7 @@ def report(results: list[Result]) -> None:
     print()
     dot_ratios(by_name)
     ratios = peer_ratios(results, by_name)
+    floor_ratios(results, by_name)
     print()
     machine_scale(by_name)
     signature_floor()
@@ -616,7 +696,7 @@ def main() -> None:
     parser.add_argument(
         "--only",
         type=lambda value: set(value.split(",")),
-        help="run only these, comma-separated: keyward, oidc, dot (e.g. keyward,oidc)",
+        help="run only these, comma-separated: keyward, floor, oidc, dot (e.g. keyward,oidc)",
     )
     parser.add_argument(
         "--compare-sync",
@@ -624,13 +704,20 @@ def main() -> None:
         help="also measure Keyward's token endpoint under sync workers (WSGI)",
     )
     args = parser.parse_args()
-    if args.only and args.only - {"keyward", "oidc", "dot"}:
-        parser.error("--only takes keyward, oidc and dot")
+    if args.only and args.only - {"keyward", "floor", "oidc", "dot"}:
+        parser.error("--only takes keyward, floor, oidc and dot")
     if not shutil.which("wrk"):
         sys.exit("wrk is needed: apt-get install wrk")
     results = []
-    # oidc-provider right after Keyward: the two compared closest in time on a shared machine.
-    for name, bench in (("keyward", bench_keyward), ("oidc", bench_oidc), ("dot", bench_dot)):
+    # The floor and oidc-provider right after Keyward: compared closest in time on a shared
+    # machine.
+    benches = (
+        ("keyward", bench_keyward),
+        ("floor", bench_floor),
+        ("oidc", bench_oidc),
+        ("dot", bench_dot),
+    )
+    for name, bench in benches:
         if args.only is None or name in args.only:
             results += bench(args)
     report(results)

@@ -15,7 +15,9 @@ load skews (the instruction counts do not move with load). Parts:
 - full: the WSGI application, as served;
 - view: `tokens.views.token` called directly (no handler, middleware or signals);
 - sign: `KeyRing.sign` of one token's claims;
-- emit: building the event and the Redis round trip (`tokens.sink.emit`).
+- emit: building the event and the Redis round trip (`tokens.sink.emit`);
+- floor: `bench/floor_app.py` (the bare token work, no Django, no Redis) with a key of ALG,
+  for the same request.
 
 Needs PostgreSQL and Redis as the settings name them (DATABASE_URL, REDIS_URL) with the
 schema migrated; it registers a client and rotates until a key of ALG signs. RSA signatures
@@ -89,7 +91,7 @@ def _environ(auth: str) -> dict:
     }
 
 
-def _parts(auth: str) -> dict:
+def _parts(auth: str, algorithm: str) -> dict:
     from tokens import sink, views
     from tokens.keys import key_ring
 
@@ -117,16 +119,58 @@ def _parts(auth: str) -> dict:
         event = views._event("token", WSGIRequest(_environ(auth)), "127.0.0.1")
         sink.emit(event, ip="127.0.0.1", counters=views._client_counters("c", "127.0.0.1"))
 
-    return {"full": full, "view": view, "sign": sign, "emit": emit}
+    floor = _floor(auth, algorithm)
+    return {"full": full, "view": view, "sign": sign, "emit": emit, "floor": floor}
+
+
+def _floor(auth: str, algorithm: str):
+    """bench/floor_app.py's application for the same Basic credentials, imported on first
+    use (it reads its configuration from the environment when imported)."""
+    import hashlib
+    import hmac
+
+    from django.conf import settings
+    from joserfc.jwk import ECKey, RSAKey
+
+    client_id, _, secret = base64.b64decode(auth[6:]).decode().partition(":")
+    pepper = settings.KEYWARD_SECRET_PEPPER
+    key = RSAKey.generate_key(2048) if algorithm == "RS256" else ECKey.generate_key("P-256")
+    statuses = []
+    application_ = None
+
+    def start_response(status, headers, exc_info=None):
+        statuses.append(status)
+
+    def floor():
+        nonlocal application_
+        if application_ is None:
+            os.environ.update(
+                FLOOR_ALG=algorithm,
+                FLOOR_PRIVATE_KEY=key.as_pem(private=True).decode(),
+                FLOOR_CLIENT_ID=client_id,
+                FLOOR_SECRET_HASH=hmac.new(
+                    pepper.encode(), secret.encode(), hashlib.sha256
+                ).hexdigest(),
+                FLOOR_PEPPER=pepper,
+                FLOOR_SCOPES="",
+                FLOOR_ISSUER=settings.KEYWARD_ISSUER,
+                FLOOR_AUDIENCE=settings.KEYWARD_DEFAULT_AUDIENCE,
+            )
+            from bench.floor_app import application as application_
+        b"".join(application_(_environ(auth), start_response))
+        if not statuses[-1].startswith("200"):
+            sys.exit(f"the floor's token request failed: {statuses[-1]}")
+
+    return floor
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("algorithm", choices=["RS256", "ES256", "EdDSA"])
-    parser.add_argument("parts", help="comma-separated: full, view, sign, emit")
+    parser.add_argument("parts", help="comma-separated: full, view, sign, emit, floor")
     parser.add_argument("--requests", type=int, default=500)
     args = parser.parse_args()
-    parts = _parts(_prepare(args.algorithm))
+    parts = _parts(_prepare(args.algorithm), args.algorithm)
     chosen = args.parts.split(",")
     if unknown := set(chosen) - set(parts):
         parser.error(f"unknown parts: {', '.join(sorted(unknown))}")

@@ -12,16 +12,18 @@ import hmac
 import secrets
 from functools import lru_cache
 
-from django.conf import settings
-
+from base.conf import setting
 from base.secrets import SECRET_PREFIX
 
 __all__ = ["SECRET_PREFIX", "secret_generate", "secret_hash", "secret_hint"]
 
 
 @lru_cache(maxsize=1)
-def _pepper(value: str) -> bytes:
-    return value.encode()
+def _keyed(pepper: str) -> hmac.HMAC:
+    """HMAC-SHA256 keyed with the pepper and fed nothing: each hash copies it. Keying hashes
+    the key into two SHA-256 states; copying them instead halves the cost of a hash
+    (~27k instructions with hmac.new, callgrind), which every token request pays once."""
+    return hmac.new(pepper.encode(), digestmod=hashlib.sha256)
 
 
 def secret_generate() -> str:
@@ -30,8 +32,9 @@ def secret_generate() -> str:
 
 
 def secret_hash(secret: str) -> str:
-    key = _pepper(settings.KEYWARD_SECRET_PEPPER)
-    return hmac.new(key, secret.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
+    mac = _keyed(setting("KEYWARD_SECRET_PEPPER")).copy()
+    mac.update(secret.encode("utf-8", "surrogatepass"))
+    return mac.hexdigest()
 
 
 def secret_hint(secret: str) -> str:

@@ -332,9 +332,11 @@ CELERY_BEAT_SCHEDULE: dict = {
     },
 }
 
+# Development writes each mail to a file in EMAIL_FILE_PATH: the console backend printed
+# whole MIME messages into bin/dev's output, burying the logins and links it prints.
 EMAIL_BACKEND = os.environ.get(
     "EMAIL_BACKEND",
-    "django.core.mail.backends.console.EmailBackend"
+    "django.core.mail.backends.filebased.EmailBackend"
     if DEBUG
     else "django.core.mail.backends.smtp.EmailBackend",
 )
@@ -345,7 +347,8 @@ EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "keyward@localhost")
 KEYWARD_SECURITY_EMAIL = os.environ.get("KEYWARD_SECURITY_EMAIL", "")
-# Only read by the filebased backend (the secret-lifecycle worker test uses it).
+# Only read by the filebased backend: development's default, and the secret-lifecycle
+# worker test's.
 EMAIL_FILE_PATH = os.environ.get("EMAIL_FILE_PATH", "") or str(VAR_DIR / "mail")
 
 # Secret lifecycle. clients asks this function for a new secret's expiry when it registers a

@@ -317,9 +317,15 @@ def _audit_item(*, actor: Actor, campaign: ReviewCampaign, item: CampaignItem) -
     )
 
 
-def _policy_justification(campaign: ReviewCampaign) -> str:
+def _policy_justification(campaign: ReviewCampaign, now: datetime) -> str:
+    """Why the policy decided: the deadline passed, or an admin closed the campaign early
+    (then the reviewer still had time, and the record must not say otherwise)."""
     policy = campaign.get_no_response_policy_display().lower()
-    return f"No decision by the deadline: {policy} (the campaign's no-response policy)."
+    if campaign.is_past_deadline(now):
+        why = "No decision by the deadline"
+    else:
+        why = "Campaign closed before the deadline, with no decision"
+    return f"{why}: {policy} (the campaign's no-response policy)."
 
 
 def _policy_decisions(campaign: ReviewCampaign, items: list[CampaignItem], now) -> dict:
@@ -349,7 +355,7 @@ def campaign_close(
             campaign=campaign,
             items=pending,
             decisions=_policy_decisions(campaign, pending, now),
-            justification=_policy_justification(campaign),
+            justification=_policy_justification(campaign, now),
             decided_by=POLICY_LABEL,
             now=now,
         )

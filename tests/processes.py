@@ -49,6 +49,8 @@ class CeleryWorker:
             "REDIS_URL": settings.REDIS_URL,
             "DJANGO_SETTINGS_MODULE": "keyward.settings",
             "CELERY_TASK_ALWAYS_EAGER": "",
+            # Development's file-based mail, next to the log rather than in the project's var/.
+            "EMAIL_FILE_PATH": str(log_dir / "mail"),
         }
         command = [
             sys.executable, "-m", "celery", "-A", "keyward", "worker", "--pool=solo",

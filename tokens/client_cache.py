@@ -18,6 +18,7 @@ from datetime import datetime
 from cachetools import TLRUCache
 from django.conf import settings
 
+from base.conf import setting
 from clients.models import Client, ClientSecret
 
 # Bounded: a flood of random client_ids must not grow memory without limit. Past the bound
@@ -83,7 +84,7 @@ class ClientRecord:
 
     def audience_claim(self) -> str | list[str]:
         """`aud` (RFC 9068 §3): a single string when there is one audience."""
-        audiences = self.audiences or (settings.KEYWARD_DEFAULT_AUDIENCE,)
+        audiences = self.audiences or (setting("KEYWARD_DEFAULT_AUDIENCE"),)
         return audiences[0] if len(audiences) == 1 else list(audiences)
 
 
@@ -156,11 +157,14 @@ def client_record_load(client_id: str) -> ClientRecord | None:
 def client_lookup(client_id: str) -> ClientRecord | None:
     if not client_id or len(client_id) > MAX_CLIENT_ID_LENGTH:
         return None
-    with _lock:
-        entry = _entries.get(client_id)
-    if entry is not None:
-        return entry[1]
-    return _client_load(client_id)
+    try:
+        # Indexing, not .get(): get() asks `in` first, which checks the expiry a second time
+        # (17.6k against 7.7k instructions per hit, callgrind). A miss raises KeyError.
+        with _lock:
+            entry = _entries[client_id]
+    except KeyError:
+        return _client_load(client_id)
+    return entry[1]
 
 
 def _client_load(client_id: str) -> ClientRecord | None:

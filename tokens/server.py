@@ -22,8 +22,9 @@ from authlib.oauth2.rfc6749.errors import (
     InvalidScopeError,
     UnsupportedGrantTypeError,
 )
-from django.conf import settings
 from django.http import HttpRequest
+
+from base.conf import setting
 
 from .client_cache import ClientRecord
 from .keys import key_ring
@@ -94,7 +95,7 @@ def access_token_response(grant: TokenGrant, jti: str) -> dict:
     client = grant.client
     now = int(time.time())
     claims = {
-        "iss": settings.KEYWARD_ISSUER,
+        "iss": setting("KEYWARD_ISSUER"),
         "sub": client.client_id,
         "aud": client.audience_claim(),
         "exp": now + client.lifetime,

@@ -22,6 +22,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from audit.events import Endpoint, Outcome, Reason, TokenEventRecord, client_id_redacted
 from audit.services import Actor
+from base.conf import setting
 from base.http import client_ip
 from base.roles import Role, role_required
 
@@ -121,7 +122,7 @@ def _finish_error(
     # Before authentication the client_id is whatever was presented: never log a secret.
     event.client_id = client_id_redacted(event.client_id)
     event.status_code = status
-    counters = [("ip", str(ip), settings.KEYWARD_RATE_LIMIT_PER_IP)]
+    counters = [("ip", str(ip), setting("KEYWARD_RATE_LIMIT_PER_IP"))]
     verdict = _emit(event, started, ip=ip, counters=counters, auth_failed=auth_failed)
     if verdict.limited:
         return _rate_limited(verdict.retry_after)
@@ -136,8 +137,8 @@ def _emit(event: TokenEventRecord, started: float, **kwargs):
 def _client_counters(client_id: str, ip) -> list[tuple[str, str, int]]:
     """The limits an authenticated request counts against: its client and its address."""
     return [
-        ("client", client_id, settings.KEYWARD_RATE_LIMIT_PER_CLIENT),
-        ("ip", str(ip), settings.KEYWARD_RATE_LIMIT_PER_IP),
+        ("client", client_id, setting("KEYWARD_RATE_LIMIT_PER_CLIENT")),
+        ("ip", str(ip), setting("KEYWARD_RATE_LIMIT_PER_IP")),
     ]
 
 
@@ -352,7 +353,7 @@ def _bearer_refused(error: _BearerRefused, event, request, ip, started) -> HttpR
     status, body, headers = error()
     event.reason = error.reason
     event.status_code = status
-    counters = [("ip", str(ip), settings.KEYWARD_RATE_LIMIT_PER_IP)]
+    counters = [("ip", str(ip), setting("KEYWARD_RATE_LIMIT_PER_IP"))]
     verdict = _emit(event, started, ip=ip, counters=counters, auth_failed=True)
     if verdict.limited:
         return _rate_limited(verdict.retry_after)

@@ -52,3 +52,15 @@ document.addEventListener("htmx:beforeSwap", (event) => {
     event.detail.isError = false;
   }
 });
+
+// The filter form sends every field, filled or not; leave the empty ones out of the URL it
+// pushes, so a shared link names only the filters in use. (The server redirects a URL with
+// empty filters to the same without them, which covers the form without JavaScript.)
+document.addEventListener("htmx:configRequest", (event) => {
+  const form = event.detail.elt;
+  if (event.detail.verb !== "get" || !form.matches || !form.matches("form.explorer-filters")) return;
+  const params = event.detail.formData;
+  for (const name of [...new Set(params.keys())]) {
+    if (params.getAll(name).every((value) => value === "")) params.delete(name);
+  }
+});

@@ -48,6 +48,17 @@ class TestDeduplication:
         assert alert.count == 2 and alert.first_seen_at == NOW
         assert alert.last_seen_at == NOW + timedelta(minutes=1)
 
+    def test_a_new_alert_is_logged_once_committed(
+        self, clock, caplog, django_capture_on_commit_callbacks
+    ):
+        with caplog.at_level("WARNING", logger="alerts.services"):
+            with django_capture_on_commit_callbacks(execute=True):
+                alert = raise_at(NOW).alert
+            raise_at(NOW + timedelta(minutes=1))  # a repeat updates it: no new line
+        assert [r.getMessage() for r in caplog.records] == [
+            f"alert #{alert.pk} opened: brute_force (high) on {SUBJECT.key}"
+        ]
+
     def test_the_database_refuses_a_second_active_alert(self, clock):
         alert = raise_at(NOW).alert
         duplicate = Alert(
@@ -249,3 +260,65 @@ class TestAfterDrainHook:
             ]
         )
         assert Alert.objects.filter(rule="brute_force", subject_client_id=client.client_id).exists()
+
+
+def failed_attempts(client_id: str, count: int = 25) -> list:
+    from audit.events import TokenEventRecord
+
+    return [
+        TokenEventRecord(
+            id=uuid.uuid4().hex,
+            occurred_at=NOW.timestamp() - i,
+            endpoint="token",
+            client_id=client_id,
+            client_known=True,
+            outcome="failure",
+            reason=Reason.BAD_SECRET,
+            source_ip="203.0.113.5",
+            status_code=401,
+        )
+        for i in range(count)
+    ]
+
+
+class TestEmbeddedDirectWrites:
+    """Embedded mode (no Redis) writes token events straight to the table, with no drain
+    to announce them: the write itself sends events_stored, once committed."""
+
+    @pytest.fixture(autouse=True)
+    def _fresh_claim(self):
+        from django.core.cache import cache
+
+        from alerts.evaluation import _AFTER_DRAIN_CLAIM
+
+        cache.delete(_AFTER_DRAIN_CLAIM)
+
+    def brute_force_alert(self, client) -> bool:
+        return Alert.objects.filter(rule="brute_force", subject_client_id=client.client_id).exists()
+
+    def test_a_direct_write_is_evaluated_after_commit_without_waiting_for_beat(
+        self, make_client, clock, settings, django_capture_on_commit_callbacks
+    ):
+        from analytics.store import token_events_write
+
+        settings.USE_REDIS = False
+        client, _ = make_client()
+        with django_capture_on_commit_callbacks() as callbacks:
+            token_events_write(failed_attempts(client.client_id))
+        assert not self.brute_force_alert(client)  # nothing before the commit
+        for callback in callbacks:
+            callback()
+        assert self.brute_force_alert(client)
+
+    def test_the_redis_down_fallback_announces_nothing(
+        self, make_client, clock, settings, django_capture_on_commit_callbacks
+    ):
+        # Its broker is the unreachable Redis: enqueueing would hold up the token request.
+        from analytics.store import token_events_write
+
+        settings.USE_REDIS = True
+        client, _ = make_client()
+        with django_capture_on_commit_callbacks(execute=True) as callbacks:
+            token_events_write(failed_attempts(client.client_id))
+        assert callbacks == []
+        assert not self.brute_force_alert(client)

@@ -115,6 +115,38 @@ class TestFilters:
         assert shown(viewer_client, client_id="a", outcome="failure") == ["hit"]
 
 
+class TestCleanUrls:
+    def test_it_redirects_away_empty_filters_keeping_the_others_in_order(self, viewer_client):
+        response = viewer_client.get(
+            URL + "?client_id=&outcome=failure&reason=&range=24h&ip=&jti=abc%3A1"
+        )
+        assert response.status_code == 302
+        assert response["Location"] == URL + "?outcome=failure&range=24h&jti=abc%3A1"
+
+    def test_it_redirects_to_the_bare_page_when_every_filter_is_empty(self, viewer_client):
+        response = viewer_client.get(URL + "?client_id=&outcome=&reason=")
+        assert response.status_code == 302
+        assert response["Location"] == URL
+
+    def test_the_htmx_form_lands_on_the_clean_fragment(self, viewer_client, make_event):
+        make_event(outcome="failure", jti="failed")
+        response = viewer_client.get(
+            URL + "?outcome=failure&client_id=", headers={"HX-Request": "true"}, follow=True
+        )
+        assert response.redirect_chain == [(URL + "?outcome=failure", 302)]
+        assert response.content.decode().lstrip().startswith('<div id="explorer-results"')
+        assert ">failed</code>" in response.content.decode()
+
+    def test_it_answers_a_clean_url_directly(self, viewer_client):
+        assert viewer_client.get(URL + "?outcome=failure").status_code == 200
+
+    def test_the_links_it_makes_carry_no_empty_filter(self, viewer_client, make_events):
+        make_events(PAGE_SIZE + 1, outcome="failure")
+        body = viewer_client.get(URL + "?outcome=failure", follow=True).content.decode()
+        links = re.findall(r'href="([^"]*\?[^"]*)"', body)
+        assert links and not [link for link in links if re.search(r"=(&|$)", link)]
+
+
 class TestBadInput:
     @pytest.mark.parametrize(
         ("params", "message"),
@@ -208,8 +240,11 @@ class TestKeysetPaging:
 
     def test_it_keeps_filters_in_the_page_links(self, viewer_client, make_events):
         make_events(PAGE_SIZE + 1, client_id="billing-svc", outcome="failure", reason="bad_secret")
-        body = viewer_client.get(URL, {"outcome": "failure", "range": ""}).content.decode()
-        assert re.search(r'href="\?outcome=failure&amp;range=&amp;before=[0-9a-f-]+"', body)
+        params = {"outcome": "failure", "reason": "bad_secret"}
+        body = viewer_client.get(URL, params).content.decode()
+        assert re.search(
+            r'href="\?outcome=failure&amp;reason=bad_secret&amp;before=[0-9a-f-]+"', body
+        )
 
     def test_the_cursor_round_trips(self, make_event):
         event = make_event(occurred_at=BASE_TIME + timedelta(microseconds=123457))

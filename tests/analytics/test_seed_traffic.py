@@ -10,6 +10,8 @@ from django.core.management import call_command
 from analytics.models import TokenEvent
 from analytics.seed import SEED_NAME
 from clients.models import Client
+from reviews.models import Finding
+from reviews.scan import findings_scan
 
 from .test_rollups import recount, stored
 
@@ -39,3 +41,9 @@ class TestSeedTraffic:
         call_command("seed_traffic", clients=3, events=10, days=1, if_empty=True, stdout=out)
         assert TokenEvent.objects.count() == 10
         assert "no demo traffic added" in out.getvalue()
+
+    def test_its_clients_have_an_owner_so_the_review_does_not_flag_them(self):
+        call_command("seed_traffic", clients=4, events=10, days=1, stdout=StringIO())
+        assert set(Client.objects.values_list("owner_email", flat=True)) == {"platform@example.com"}
+        findings_scan()
+        assert not Finding.objects.filter(kind=Finding.Kind.NO_OWNER).exists()

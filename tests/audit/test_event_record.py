@@ -79,6 +79,11 @@ class TestTokenEventRecord:
         )
         assert event.as_row()[COLUMNS.index("duration_ms")] == 1.25
 
+    def test_it_encodes_the_rate_limited_form_as_the_rewritten_record_encodes(self):
+        event = record(scopes_granted="a b", jti="j" * 22, subject_client_id="other")
+        assert event.to_buffer_rate_limited() == event.as_rate_limited().to_buffer()
+        assert event.to_buffer() != event.to_buffer_rate_limited()
+
     def test_it_rewrites_a_rate_limited_request_into_a_new_record(self):
         event = record()
         limited = event.as_rate_limited()

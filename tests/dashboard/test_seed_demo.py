@@ -67,6 +67,15 @@ class TestSeedDemo:
         settings.KEYWARD_ISSUER = "http://127.0.0.1:8001"
         assert "Log in at http://127.0.0.1:8001/ as admin" in seed()
 
+    def test_it_tells_where_mails_go_when_they_are_written_to_files(self, db, settings, tmp_path):
+        settings.EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+        settings.EMAIL_FILE_PATH = str(tmp_path / "mail")
+        assert f"Emails are written to {tmp_path}/mail/ instead of being sent." in seed()
+
+    def test_it_says_nothing_of_mail_sent_another_way(self, db, settings):
+        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+        assert "Emails are written" not in seed()
+
     def test_it_creates_scopes_and_clients_in_several_environments(self, db):
         seed()
         assert Scope.objects.get(name="payments:refund").sensitive
@@ -193,3 +202,5 @@ class TestSeedDemoAsBinDevRunsIt:
         assert "Warehouse sync (staging, DISABLED: the token service refuses it)" in seeded.stdout
         assert "scopes: demo:read, orders:read" in seeded.stdout
         assert "/api/protected-resource/online" in seeded.stdout
+        # Development's mail goes to files beside the database, not into this output.
+        assert f"Emails are written to {tmp_path}/mail/ instead of being sent." in seeded.stdout

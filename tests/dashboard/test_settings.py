@@ -40,6 +40,15 @@ class TestSettings:
         result = manage("check", env={"KEYWARD_VAR_DIR": str(tmp_path)})
         assert result.returncode == 0, result.stderr
 
+    def test_development_writes_mail_to_files_and_production_sends_it(self, tmp_path):
+        show = "from django.conf import settings; print(settings.EMAIL_BACKEND)"
+        development = manage(
+            "shell", "--no-imports", "-c", show, env={"KEYWARD_VAR_DIR": str(tmp_path)}
+        )
+        assert development.stdout.strip() == "django.core.mail.backends.filebased.EmailBackend"
+        production = manage("shell", "--no-imports", "-c", show, env=PRODUCTION_ENV)
+        assert production.stdout.strip() == "django.core.mail.backends.smtp.EmailBackend"
+
     def test_it_passes_check_deploy_with_production_variables(self):
         result = manage("check", "--deploy", "--fail-level", "WARNING", env=PRODUCTION_ENV)
         assert result.returncode == 0, result.stdout + result.stderr

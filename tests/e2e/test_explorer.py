@@ -105,9 +105,8 @@ class TestExplorer:
         page.get_by_label("Source", exact=True).fill("keycloak")
         page.get_by_role("button", name="Filter").click()
         expect(results_rows(page)).to_have_count(3)
-        expect(page).to_have_url(
-            f"{base}/analytics/events/?range=&from=&to=&client_id=&outcome=&reason=&ip=&endpoint=&source=keycloak&jti="
-        )
+        # Only the filter in use: empty fields stay out of a URL meant to be shared.
+        expect(page).to_have_url(f"{base}/analytics/events/?source=keycloak")
         expect(page.get_by_text("invalid client credentials").first).to_be_visible()
 
         # A network filter in IPv6.
@@ -123,6 +122,7 @@ class TestExplorer:
 
         # Keyset paging: older, then newer again, each a shareable URL.
         page.goto(f"{base}/analytics/events/?outcome=&range=24h")
+        expect(page).to_have_url(f"{base}/analytics/events/?range=24h")  # redirected
         first_page = results_rows(page).first.get_attribute("data-cursor")
         page.get_by_role("link", name="Older →").click()
         expect(page).to_have_url(re.compile(r"[?&]before=[0-9]+-[0-9a-f]{32}"))

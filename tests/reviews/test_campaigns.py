@@ -235,6 +235,23 @@ class TestDeadline:
         campaign.refresh_from_db()
         assert campaign.status == "closed"
 
+    def test_the_policy_at_the_deadline_says_so(self, world, fallback, clock):
+        campaign = start(fallback, policy="keep")
+        clock.shift(days(15))
+        campaigns.campaigns_run()
+        justification = item(campaign, "Checkout", "orders:read").justification
+        assert justification == (
+            "No decision by the deadline: keep the grant (the campaign's no-response policy)."
+        )
+
+    def test_closing_early_does_not_claim_the_deadline_passed(self, world, fallback, clock):
+        campaign = start(fallback, policy="keep")
+        clock.shift(days(3))
+        campaigns.campaign_close(actor=Actor.cli(), campaign=campaign)
+        justification = item(campaign, "Checkout", "orders:read").justification
+        assert justification.startswith("Campaign closed before the deadline, with no decision")
+        assert "by the deadline" not in justification
+
     def test_policy_removals_roll_back_through_the_change(self, world, fallback, clock):
         before = scopes_of(world["checkout"])
         campaign = start(fallback, policy="remove")

@@ -7,9 +7,12 @@ left alone, so it is safe to run at every start.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import random
 import uuid
 from datetime import timedelta
+from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -262,6 +265,8 @@ class Command(BaseCommand):
                 "(also operator, viewer)"
             )
         )
+        if mail_folder := _mail_folder():
+            self.stdout.write(f"Emails are written to {mail_folder} instead of being sent.")
 
     def _client_lines(self, client: Client, secret: str | None) -> None:
         if client.is_active():
@@ -296,6 +301,17 @@ class Command(BaseCommand):
         self.stdout.write(
             f'  curl -H "Authorization: Bearer $TOKEN" {issuer}/api/protected-resource/online'
         )
+
+
+def _mail_folder() -> str:
+    """Where Django's file-based email backend writes, shown relative to the current folder
+    when inside it (bin/dev: `var/mail/`); empty when mail goes anywhere else."""
+    if settings.EMAIL_BACKEND != "django.core.mail.backends.filebased.EmailBackend":
+        return ""
+    folder = Path(settings.EMAIL_FILE_PATH).resolve()
+    with contextlib.suppress(ValueError):
+        folder = folder.relative_to(Path.cwd())
+    return f"{folder}{os.sep}"
 
 
 def _demo_introspection(client: Client, scopes: str, at) -> TokenEventRecord:
