@@ -27,6 +27,7 @@ from .detections import (
     config_for,
     environments_of,
     overrides_load,
+    window_words,
 )
 from .models import ENVIRONMENT_ANY
 from .notifications import notifications_plan
@@ -152,14 +153,13 @@ def _evidence(detection: Detection, config: Config, finding: Finding) -> dict:
         .order_by("-occurred_at")
         .values_list("id", flat=True)[:SAMPLE_EVENTS]
     )
-    minutes = config.window_seconds // 60
     return finding.evidence | {
         "observed": finding.observed,
         "events": finding.events,
         "threshold": config.threshold,
         "minimum": config.minimum,
         "window_seconds": config.window_seconds,
-        "window": f"{minutes} minute{'s' if minutes != 1 else ''}",
+        "window": window_words(config.window_seconds),
         "first_event_at": finding.first_seen_at.isoformat(),
         "last_event_at": finding.last_seen_at.isoformat(),
         "sample_event_ids": [str(pk) for pk in samples],

@@ -30,6 +30,7 @@ bench/README.md has the figures and what they do not show.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import os
 import random
@@ -48,7 +49,7 @@ django.setup()
 from django.db import connection  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
-from alerts.detections import CATALOGUE, RECENT_HORIZON, overrides_load  # noqa: E402
+from alerts.detections import CATALOGUE, DETECTIONS, RECENT_HORIZON, overrides_load  # noqa: E402
 from alerts.evaluation import detection_run, detections_evaluate  # noqa: E402
 from alerts.models import Alert  # noqa: E402
 from alerts.services import alerts_auto_resolve  # noqa: E402
@@ -370,6 +371,9 @@ def run_seed(seed: int, clients: int, days: int, replay_days: int) -> SeedResult
             if alert.rule != rule and subject not in alert.subject_key:
                 false_alerts[alert.rule] += 1
         results[name] = (bool(hit), elapsed)
+        if not hit:
+            why = missed(rule, subject, timezone.now())
+            print(f"seed {seed}: {name} missed; {why}", flush=True)
     seconds["live"] = time.perf_counter() - clock
     return SeedResult(
         attacks=results,
@@ -379,6 +383,24 @@ def run_seed(seed: int, clients: int, days: int, replay_days: int) -> SeedResult
         evaluations=runs,
         seconds=seconds,
     )
+
+
+def missed(rule: str, subject: str, now: datetime) -> str:
+    """What the rule saw of a missed attack's subject: its finding with the threshold and
+    the minimum at zero, where every subject with matching activity is one."""
+    detection = DETECTIONS[rule]
+    relaxed = dataclasses.replace(detection.defaults(), threshold=0, minimum=0)
+    try:
+        findings = detection.evaluate(relaxed, now)
+    except Exception as error:  # noqa: BLE001 - a diagnostic must not end the run
+        return f"the rule at threshold 0 failed: {error!r}"
+    for finding in findings:
+        if subject in finding.subject.key:
+            return (
+                f"observed {finding.observed} against a threshold of {detection.threshold}, "
+                f"{finding.events} events (minimum {detection.minimum}), {finding.evidence}"
+            )
+    return "not even a finding at threshold 0"
 
 
 def main() -> None:

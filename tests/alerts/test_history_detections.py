@@ -196,6 +196,31 @@ class TestTokenNotCached:
         assert "75 tokens per token lifetime (300 s" in explained(alert)
         assert alerts("volume_anomaly") == []  # the special case explains it
 
+    def test_it_fires_on_a_quiet_client_whose_baseline_week_ran_high(self, make_client, clock):
+        # From the quality benchmark: a client of ~4 tokens an hour whose one week of
+        # baseline drew 9 (Poisson). Counted as 9 replicas, the consumer that stopped
+        # caching (64 tokens) stayed under 10 × 9; counted low (9 − 2·√9 = 3), it does not.
+        client, _ = make_client("Billing")
+        weekly_baseline(client.client_id, [9])
+        stored(64, client_id=client.client_id)
+        detections_evaluate()
+        (alert,) = alerts("token_not_cached")
+        assert alert.evidence["replicas"] == 3 and alert.evidence["median"] == 9
+        assert alert.evidence["weeks"] == 1 and alert.evidence["observed"] == 21
+        assert "against at least 3 usual replica(s) (the same window of past weeks had 9" in (
+            explained(alert)
+        )
+        assert alerts("volume_anomaly") == []  # handed to the special case
+
+    def test_it_ignores_a_busy_hour_over_a_single_week(self, make_client, clock):
+        # Ordinary noise of a caching client of ~40 an hour: a week at 30, an hour at 55.
+        client, _ = make_client("Billing")
+        replicas = ("198.51.100.7", "198.51.100.8")
+        weekly_baseline(client.client_id, [30], ips=replicas)
+        stored(55, client_id=client.client_id, ips=replicas)
+        detections_evaluate()
+        assert alerts("token_not_cached") == [] and alerts("volume_anomaly") == []
+
     def test_it_ignores_a_scale_out_to_many_replicas(self, make_client, clock):
         client, _ = make_client("Billing", access_token_lifetime=300)
         weekly_baseline(client.client_id, [24, 24, 25, 23], ips=("198.51.100.7", "198.51.100.8"))
