@@ -521,13 +521,16 @@ def rollups_rebuild(
         if start != _day(start) or end != _day(end):
             raise ValueError("replace needs start and end at midnight UTC")
         rollups = tuple(r for r in rollups if r != "analytics_sourcenetwork")
+        # Adapted as the ORM adapts them: SQLite stores datetimes as text, and a raw
+        # datetime parameter would compare as another text ('T' separator, offset).
+        bounds = [connection.ops.adapt_datetimefield_value(value) for value in (start, end)]
         with transaction.atomic():
             with connection.cursor() as cursor:
                 for table in rollups:
                     cursor.execute(
                         f"DELETE FROM {table} WHERE bucket >= %s AND bucket < %s"  # noqa: S608
                         + _RECOUNTABLE.get(table, ""),
-                        [start, end],
+                        bounds,
                     )
             rollups_rebuild(start=start, end=end, rollups=rollups)
         return
