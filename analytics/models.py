@@ -277,9 +277,8 @@ class SourceNetwork(models.Model):
         return f"{self.client_id} {self.network} ({self.source})"
 
 
-class NetworkFailureHour(models.Model):
-    """Failed requests per hour, source and network: the overview's top failing networks
-    over any window, without reading raw events."""
+class NetworkFailures(models.Model):
+    """Failed requests per bucket, source and network (/24, /48)."""
 
     bucket = models.DateTimeField()
     source = models.CharField(max_length=MAX_LENGTHS["source"])
@@ -287,6 +286,14 @@ class NetworkFailureHour(models.Model):
     count = models.BigIntegerField()
 
     KEY = ("bucket", "source", "network")
+
+    class Meta:
+        abstract = True
+
+
+class NetworkFailureHour(NetworkFailures):
+    """Failed requests per hour, source and network: the overview's top failing networks
+    over any window, without reading raw events."""
 
     class Meta:
         constraints = [
@@ -301,17 +308,12 @@ class NetworkFailureHour(models.Model):
         return f"{self.bucket:%Y-%m-%d %H:00} {self.network} {self.count}"
 
 
-class NetworkFailureDay(models.Model):
+class NetworkFailureDay(NetworkFailures):
     """Failed requests per UTC day, source and network: what top_failing_networks bounds
     its candidates with over days (one row per network and day where NetworkFailureHour
     has up to 24), like ClientDay for the top clients."""
 
     bucket = models.DateTimeField(help_text="Midnight UTC of the day.")
-    source = models.CharField(max_length=MAX_LENGTHS["source"])
-    network = models.CharField(max_length=NETWORK_MAX_LENGTH)
-    count = models.BigIntegerField()
-
-    KEY = ("bucket", "source", "network")
 
     class Meta:
         constraints = [

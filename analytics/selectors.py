@@ -283,11 +283,20 @@ _NETWORKS_PRUNED = f"""
 """  # noqa: S608 - constants of this module; values go as parameters
 
 
-def _failing_networks_pruned(lo, hi, limit, source) -> list[tuple]:
+def _days_around(lo: datetime, hi: datetime) -> tuple[list[datetime], list[datetime]]:
+    """The midnights around [lo, hi) as [first, end], and every day from first to end."""
     around = [_floor(lo, DAY), _ceil(hi, DAY)]
-    days = [around[0] + DAY * n for n in range((around[1] - around[0]) // DAY)]
-    of_source = [] if source is None else [source]
-    where_source = "" if source is None else "AND source = %s"
+    return around, [around[0] + DAY * n for n in range((around[1] - around[0]) // DAY)]
+
+
+def _source_filter(source: str | None) -> tuple[str, list]:
+    """The pruned statements' source condition and its parameter (none for any source)."""
+    return ("", []) if source is None else ("AND source = %s", [source])
+
+
+def _failing_networks_pruned(lo, hi, limit, source) -> list[tuple]:
+    _around, days = _days_around(lo, hi)
+    where_source, of_source = _source_filter(source)
 
     def pieces(cte: str) -> tuple[str, list]:
         selects, params = [], []
@@ -476,10 +485,8 @@ def _client_tops_pruned(start, end, limit, source) -> list[tuple]:
     cover = _cover(start, end)
     if not cover:
         return []
-    around = [_floor(cover[0][1], DAY), _ceil(cover[-1][2], DAY)]
-    days = [around[0] + DAY * n for n in range((around[1] - around[0]) // DAY)]
-    of_source = [] if source is None else [source]
-    where_source = "" if source is None else "AND source = %s"
+    around, days = _days_around(cover[0][1], cover[-1][2])
+    where_source, of_source = _source_filter(source)
     seeded, seeded_params = _pieces_sql(
         start, end, source, day=_DAY_SUMS, finer=_FINER_SUMS, clients=_IDS.format(cte="seeds")
     )
