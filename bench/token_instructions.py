@@ -103,7 +103,8 @@ def _parts(auth: str, algorithm: str) -> dict:
     def full():
         response = application(_environ(auth), start_response)
         b"".join(response)
-        response.close()
+        if hasattr(response, "close"):  # the WSGI server's duty; the token front returns a list
+            response.close()
         if not statuses[-1].startswith("200"):
             sys.exit(f"the token request failed: {statuses[-1]}")
 

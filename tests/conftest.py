@@ -12,6 +12,7 @@ from django.test import Client as BrowserClient
 from audit.services import Actor
 from clients import services
 from clients.models import Client, Scope
+from tokens import sink
 
 PASSWORD = "correct-horse-battery-staple"
 
@@ -23,9 +24,15 @@ def _fast_password_hasher(settings):
 
 
 @pytest.fixture(autouse=True)
-def _clear_cache():
-    # Rate-limit counters and cached lookups live in the cache (Redis in tests).
+def _clear_cache(settings):
+    # Rate-limit counters and cached lookups live in the cache (Redis in tests); this
+    # process's view of the counters goes with them.
     cache.clear()
+    sink.sink_reset()
+    # Each token request sends its counts and event at once, so a test sees them in Redis
+    # when the response is back. tests/tokens/test_batching.py runs the send interval, and
+    # the servers the tests start (bin/serve) run the deployed default.
+    settings.KEYWARD_TOKEN_EVENT_SEND_INTERVAL = 0
     yield
 
 

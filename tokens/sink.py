@@ -26,9 +26,11 @@ number, so Retry-After is simply the time left in the window.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import math
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -37,6 +39,7 @@ import hiredis
 import redis
 from django.conf import settings
 from django.core.cache import cache
+from django.db import close_old_connections
 from django.utils import timezone
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -44,6 +47,7 @@ from redis.retry import Retry
 from audit.events import TokenEventRecord, event_store
 from base.conf import setting
 
+from .batching import Batch, Counted, LocalCounts, over_limit
 from .buffer import EVENT_BUFFER_KEY
 from .models import RevokedToken
 
@@ -66,7 +70,9 @@ COUNTER_PREFIX = "keyward:rl:"
 #       counter TTL, 4 failure limit, 5 "1" if this request failed to authenticate, 6.. the
 #       limit of each counter in KEYS[5..]
 # Returns {limited (0/1), denylisted (0/1), trusted (0/1: the marker is there, so a missing
-# denylist key means "not revoked"; only tested with a denylist key)}.
+# denylist key means "not revoked"; only tested with a denylist key), the failure counter,
+# then each counter's new value (none when the failure limit stopped the count)}: the totals
+# this process's batched decisions start from (tokens/batching.py).
 #
 # Whether the request is limited is known only inside the script (atomically with the
 # counters), and the event must be pushed in the same round trip. So the caller sends both
@@ -76,6 +82,7 @@ COUNTER_PREFIX = "keyward:rl:"
 # is exactly the traffic (brute force, floods) that must stay cheap.
 LUA_SCRIPT = """
 local limited = 0
+local totals = {}
 local failures = tonumber(redis.call('GET', KEYS[2]) or '0')
 if failures >= tonumber(ARGV[4]) then
   limited = 1
@@ -84,10 +91,11 @@ else
     local n = redis.call('INCR', KEYS[i])
     if n == 1 then redis.call('EXPIRE', KEYS[i], ARGV[3]) end
     if n > tonumber(ARGV[i + 1]) then limited = 1 end
+    totals[i - 4] = n
   end
   if ARGV[5] == '1' then
-    local f = redis.call('INCR', KEYS[2])
-    if f == 1 then redis.call('EXPIRE', KEYS[2], ARGV[3]) end
+    failures = redis.call('INCR', KEYS[2])
+    if failures == 1 then redis.call('EXPIRE', KEYS[2], ARGV[3]) end
   end
 end
 redis.call('RPUSH', KEYS[1], ARGV[1 + limited])
@@ -96,7 +104,23 @@ if KEYS[3] ~= '' then
   denylisted = redis.call('EXISTS', KEYS[3])
   trusted = redis.call('EXISTS', KEYS[4])
 end
-return {limited, denylisted, trusted}
+return {limited, denylisted, trusted, failures, unpack(totals)}
+"""
+
+# One send of what this process's requests queued (tokens/batching.py).
+# KEYS: 1 event buffer, 2.. counters; ARGV: 1 counter TTL, 2..#KEYS each counter's increment
+# (0: only its total is wanted), then the events (to_buffer()). Returns the counters' totals.
+SEND_SCRIPT = """
+local totals = {}
+for i = 2, #KEYS do
+  local total = redis.call('INCRBY', KEYS[i], ARGV[i])
+  if total == tonumber(ARGV[i]) then redis.call('EXPIRE', KEYS[i], ARGV[1]) end
+  totals[i - 1] = total
+end
+for first = #KEYS + 1, #ARGV, 1000 do
+  redis.call('RPUSH', KEYS[1], unpack(ARGV, first, math.min(first + 999, #ARGV)))
+end
+return totals
 """
 
 
@@ -130,6 +154,7 @@ class _Redis:
             retry=Retry(NoBackoff(), 0),
         )
         self.script = self.client.register_script(LUA_SCRIPT)
+        self.send_script = self.client.register_script(SEND_SCRIPT)
         self._local = threading.local()
 
     def held(self) -> redis.Redis:
@@ -142,7 +167,8 @@ class _Redis:
             self._local.client = client
         return client
 
-    def run_script(self, keys: list[str], args: list) -> list:
+    def run_script(self, keys: list[str], args: list, script=None) -> list:
+        script = script or self.script
         client = self.held()
         try:
             # EVALSHA with the registered script's digest, sent and read on the thread's
@@ -156,12 +182,12 @@ class _Redis:
             # redis-py's own packer runs its encoder in Python per argument, ~40k
             # instructions more for these 16 (callgrind).
             connection = client.connection
-            command = ("EVALSHA", self.script.sha, len(keys), *keys, *args)
+            command = ("EVALSHA", script.sha, len(keys), *keys, *args)
             connection.send_packed_command([hiredis.pack_command(command)])
             return connection.read_response()
         except redis.exceptions.NoScriptError:
             # After a Redis restart or SCRIPT FLUSH: the Script object loads it again.
-            return self.script(keys=keys, args=args, client=client)
+            return script(keys=keys, args=args, client=client)
 
 
 _redis: _Redis | None = None
@@ -203,8 +229,9 @@ def _redis_failed(exc: Exception) -> None:
 
 
 def sink_reset() -> None:
-    """Forget the connection and the down state (tests)."""
-    global _redis, _down_until, _last_warning, _marker_stale, _next_rebuild_try
+    """Forget the connection, the down state and the queued counts and events (tests)."""
+    global _redis, _down_until, _last_warning, _marker_stale, _next_rebuild_try, _local_counts
+    _local_counts = LocalCounts()
     _redis = None
     _down_until = 0.0
     _last_warning = 0.0
@@ -235,55 +262,150 @@ def emit(
     failure counter applies to every call: once an address has failed to authenticate
     KEYWARD_RATE_LIMIT_FAILURES_PER_IP times in a window, all its requests get 429 until
     the window ends, so a correct guess cannot be told from a wrong one.
+
+    With Redis, a request this process can decide alone is queued and sent with others
+    (tokens/batching.py); one with a counter this process does not know, or a denylist
+    check, runs the script now.
     """
     window, number, left = _window()
-    fail_key = f"{COUNTER_PREFIX}fail:{ip}:{number}"
-    counter_keys = [f"{COUNTER_PREFIX}{kind}:{ident}:{number}" for kind, ident, _ in counters]
-    limits = [limit for _kind, _ident, limit in counters]
-    failure_limit = setting("KEYWARD_RATE_LIMIT_FAILURES_PER_IP")
+    counted = Counted(
+        fail_key=f"{COUNTER_PREFIX}fail:{ip}:{number}",
+        failure_limit=setting("KEYWARD_RATE_LIMIT_FAILURES_PER_IP"),
+        counter_keys=[f"{COUNTER_PREFIX}{kind}:{ident}:{number}" for kind, ident, _ in counters],
+        limits=[limit for _kind, _ident, limit in counters],
+        auth_failed=auth_failed,
+    )
     connection = redis_connection()
     if connection is not None:
-        try:
-            limited, denylisted, trusted = connection.run_script(
-                [
-                    EVENT_BUFFER_KEY,
-                    fail_key,
-                    DENYLIST_PREFIX + denylist_jti if denylist_jti else "",
-                    DENYLIST_COMPLETE_KEY,
-                    *counter_keys,
-                ],
-                [
-                    event.to_buffer(),
-                    event.to_buffer_rate_limited(),
-                    window + 1,
-                    failure_limit,
-                    "1" if auth_failed else "0",
-                    *limits,
-                ],
-            )
-        except (redis.RedisError, OSError) as exc:
-            _redis_failed(exc)
-            return _fallback(event, denylist_jti, retry_after=0)
-        if denylist_jti and not denylisted and not trusted:
-            denylisted = _denylist_untrusted(connection, denylist_jti)
-        return Verdict(left if limited else 0, bool(denylisted))
+        if not denylist_jti:
+            limited = _queue(connection, event, counted, ttl=window + 1)
+            if limited is not None:
+                return Verdict(left if limited else 0)
+        return _emit_now(connection, event, counted, ttl=window + 1, left=left, jti=denylist_jti)
     if settings.REDIS_URL:
         return _fallback(event, denylist_jti, retry_after=0)
-    limited = _local_limit(fail_key, failure_limit, counter_keys, limits, auth_failed, window)
+    limited = over_limit(lambda key: cache.get(key) or 0, lambda key: _incr(key, window), counted)
     return _fallback(event, denylist_jti, retry_after=left if limited else 0)
 
 
-def _local_limit(fail_key, failure_limit, counter_keys, limits, auth_failed, window) -> bool:
-    """The Lua script's logic on Django's cache (embedded mode, per process)."""
-    if (cache.get(fail_key) or 0) >= failure_limit:
-        return True
-    limited = False
-    for key, limit in zip(counter_keys, limits, strict=True):
-        if _incr(key, window) > limit:
-            limited = True
-    if auth_failed:
-        _incr(fail_key, window)
+def _emit_now(
+    connection: _Redis, event: TokenEventRecord, counted: Counted, *, ttl: int, left: int, jti: str
+) -> Verdict:
+    """One script call for one request: the limits, its event and the denylist check."""
+    try:
+        limited, denylisted, trusted, failures, *totals = connection.run_script(
+            [
+                EVENT_BUFFER_KEY,
+                counted.fail_key,
+                DENYLIST_PREFIX + jti if jti else "",
+                DENYLIST_COMPLETE_KEY,
+                *counted.counter_keys,
+            ],
+            [
+                event.to_buffer(),
+                event.to_buffer_rate_limited(),
+                ttl,
+                counted.failure_limit,
+                "1" if counted.auth_failed else "0",
+                *counted.limits,
+            ],
+        )
+    except (redis.RedisError, OSError) as exc:
+        _redis_failed(exc)
+        return _fallback(event, jti, retry_after=0)
+    learned = {counted.fail_key: failures, **dict(zip(counted.counter_keys, totals, strict=False))}
+    _local_counts.learn(learned, now=time.monotonic())
+    if jti and not denylisted and not trusted:
+        denylisted = _denylist_untrusted(connection, jti)
+    return Verdict(left if limited else 0, bool(denylisted))
+
+
+# --- Batched sends --------------------------------------------------------------------------
+
+_local_counts = LocalCounts()
+_sweeper_pid: int | None = None
+
+
+def _queue(connection: _Redis, event: TokenEventRecord, counted: Counted, *, ttl: int):
+    """Decide and queue the request here; send the batch if one is due. None: not decidable
+    here (a counter this process does not know)."""
+    interval = setting("KEYWARD_TOKEN_EVENT_SEND_INTERVAL")
+    limited, batch = _local_counts.queue(event, counted, now=time.monotonic(), interval=interval)
+    if limited is None:
+        return None
+    if batch is not None:
+        _send(connection, batch, ttl)
+    _sweeper_start()
     return limited
+
+
+def _send(connection: _Redis | None, batch: Batch, ttl: int) -> None:
+    keys = list(batch.increments)
+    totals = None
+    if connection is not None:
+        try:
+            totals = connection.run_script(
+                [EVENT_BUFFER_KEY, *keys],
+                [
+                    ttl,
+                    *batch.increments.values(),
+                    *(
+                        e.to_buffer_rate_limited() if limited else e.to_buffer()
+                        for e, limited in batch.events
+                    ),
+                ],
+                script=connection.send_script,
+            )
+        except (redis.RedisError, OSError) as exc:
+            _redis_failed(exc)
+    _local_counts.sent(
+        None if totals is None else dict(zip(keys, totals, strict=True)), now=time.monotonic()
+    )
+    if totals is None:
+        _events_to_database([e.as_rate_limited() if limited else e for e, limited in batch.events])
+
+
+def events_flush() -> None:
+    """Send everything this process has queued now (tests, and at exit)."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        batch = _local_counts.take_all()
+        if batch is not None:
+            _send(redis_connection(), batch, _window()[0] + 1)
+        elif not _local_counts.busy():
+            return
+        else:
+            time.sleep(0.001)
+
+
+def _sweeper_start() -> None:
+    """Start this process's sweeper once (after a fork the thread is gone: the pid tells)."""
+    global _sweeper_pid
+    pid = os.getpid()
+    if _sweeper_pid == pid:
+        return
+    with _redis_lock:
+        if _sweeper_pid != pid:
+            _sweeper_pid = pid
+            threading.Thread(target=_sweep, name="keyward-event-sender", daemon=True).start()
+            atexit.register(events_flush)
+
+
+def _sweep() -> None:
+    """Sends what requests queued and no later request sent: a send interval after the
+    last send, the queue goes out even if no request comes."""
+    while True:
+        interval = setting("KEYWARD_TOKEN_EVENT_SEND_INTERVAL")
+        # At least every second, so a shorter interval set later is followed soon.
+        time.sleep(min(max(interval, 0.005), 1.0))
+        try:
+            batch = _local_counts.due(now=time.monotonic(), interval=interval)
+            if batch is not None:
+                _send(redis_connection(), batch, _window()[0] + 1)
+        except Exception:  # the thread must outlive any one failure
+            log.exception("Could not send queued token events")
+        finally:
+            close_old_connections()  # after a database fallback, as a request would
 
 
 def _incr(key: str, window: int) -> int:
@@ -296,15 +418,17 @@ def _incr(key: str, window: int) -> int:
         return 1
 
 
-def _fallback(event: TokenEventRecord, denylist_jti: str, *, retry_after: int) -> Verdict:
-    if retry_after:
-        event = event.as_rate_limited()
+def _events_to_database(events: list[TokenEventRecord]) -> None:
     try:
         # The store belongs to analytics, above tokens: reached through the setting that
         # names it (audit.events.event_store), not imported.
-        event_store().token_events_write([event])
-    except Exception:  # the event is lost, the request is not
-        log.exception("Could not write token event %s", event.id)
+        event_store().token_events_write(events)
+    except Exception:  # the events are lost, the requests are not
+        log.exception("Could not write %d token event(s)", len(events))
+
+
+def _fallback(event: TokenEventRecord, denylist_jti: str, *, retry_after: int) -> Verdict:
+    _events_to_database([event.as_rate_limited() if retry_after else event])
     denylisted = bool(denylist_jti) and denylist_db_contains(denylist_jti)
     return Verdict(retry_after, denylisted)
 

@@ -18,13 +18,17 @@ import pytest
 import redis
 import requests
 from django.conf import settings
+from django.core.handlers.wsgi import WSGIRequest
+from django.http import HttpResponse
 from django.test import Client as HttpClient
+from django.test.client import ClientHandler
 
 from audit.events import TokenEventRecord, token_event_json_schema
 from tests.processes import child_database_url
 from tokens import sink
 from tokens.buffer import EVENT_BUFFER_KEY
 from tokens.client_cache import client_cache_clear
+from tokens.front import token_service_front
 from tokens.keys import key_ring_reset
 
 TOKEN_URL = "/token-srv/token"
@@ -89,9 +93,49 @@ def basic(client_id: str, secret: str) -> str:
     return "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
 
 
+class ServedClientHandler(ClientHandler):
+    """Django's test-client handler behind the token front, composed as keyward.wsgi composes
+    them for bin/serve: token-service requests take the front's path, every other request
+    Django's own (with the test client's conveniences). A new front per request, so it
+    reads settings a test overrides, as Django's test client reloads its middleware."""
+
+    def __call__(self, environ):
+        answered = {}
+
+        def django_application(environ, start_response):
+            answered["response"] = super(ServedClientHandler, self).__call__(environ)
+            return []
+
+        started = {}
+
+        def start_response(status, headers, exc_info=None):
+            started.update(status=status, headers=headers)
+
+        # The front's connection housekeeping would end the test's transaction: off, as
+        # Django's test client disconnects close_old_connections.
+        front = token_service_front(django_application, housekeeping=lambda: None)
+        body = b"".join(front(environ, start_response))
+        if "response" in answered:
+            return answered["response"]
+        response = _served_response(started["status"], started["headers"], body)
+        response.wsgi_request = WSGIRequest(environ)  # the test client reads its urlconf
+        return response
+
+
+def _served_response(status: str, headers: list[tuple[str, str]], body: bytes) -> HttpResponse:
+    code, _, reason = status.partition(" ")
+    response = HttpResponse(body, status=int(code), reason=reason)
+    del response["Content-Type"]
+    for name, value in headers:
+        response.headers[name] = value
+    return response
+
+
 @pytest.fixture
 def http() -> HttpClient:
-    return HttpClient(REMOTE_ADDR="127.0.0.1")
+    client = HttpClient(REMOTE_ADDR="127.0.0.1")
+    client.handler = ServedClientHandler(enforce_csrf_checks=False)
+    return client
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import requests
+from django.db import connection
 
 from analytics.models import TokenEvent
 from tokens.protocol import MAX_BODY_BYTES
@@ -105,6 +106,33 @@ class TestTokenServiceUnderTheServer:
         [event] = [e for e in events() if e.user_agent == "server-test"]
         assert event.source_ip == "127.0.0.1"
         assert event.outcome == TokenEvent.Outcome.SUCCESS
+
+
+class TestDatabaseConnectionsUnderTheServer:
+    def test_a_connection_the_database_dropped_is_replaced_not_reused(
+        self, production_server, make_client
+    ):
+        """The front's housekeeping after each token request (tokens/front.py): the server's
+        next database use checks its connection and reconnects. Without it, every request
+        that needs the database would fail on the dead connection."""
+        first, first_secret = make_client("first")
+        with requests.Session() as session:
+            for _ in range(8):  # every worker thread opens its connection
+                assert _token(session, production_server, first.client_id, first_secret).ok
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            assert cursor.fetchone()[0] >= 1
+        # A client no process has cached: each request reads it from the database.
+        second, second_secret = make_client("second")
+        with requests.Session() as session:
+            answers = [
+                _token(session, production_server, second.client_id, second_secret)
+                for _ in range(8)
+            ]
+        assert [answer.status_code for answer in answers] == [200] * 8
 
 
 class TestRedisDownUnderTheServer:
