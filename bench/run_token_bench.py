@@ -5,7 +5,7 @@ Run with `bin/bench` (see bench/README.md). Starts Keyward as deployed (bin/serv
 Django servers under gunicorn, all on PostgreSQL and Redis, and oidc-provider under node;
 drives each with wrk at a
 fixed concurrency after a warm-up, and prints requests/s, p50, p99, errors and server CPU per
-request. Not a test: it measures.
+request, pooled over `--rounds` rounds run in alternating order. Not a test: it measures.
 """
 
 from __future__ import annotations
@@ -661,6 +661,51 @@ def peer_targets(ratios: dict[str, float]) -> None:
             )
 
 
+def pooled(rounds: list[list[Result]]) -> list[Result]:
+    """Each row's rounds as one measurement: requests and seconds added up, CPU per request
+    weighted by requests, the worst p50 and p99. Rows in the first round's order."""
+    by_name: dict[str, list[Result]] = {}
+    for results in rounds:
+        for result in results:
+            by_name.setdefault(result.name, []).append(result)
+    rows = []
+    for name, measured in by_name.items():
+        requests = sum(r.requests for r in measured)
+
+        def weighted(field: str, measured=measured, requests=requests) -> float:
+            return sum(getattr(r, field) * r.requests for r in measured) / max(requests, 1)
+
+        rows.append(
+            Result(
+                name=name,
+                requests=requests,
+                seconds=sum(r.seconds for r in measured),
+                p50_ms=max(r.p50_ms for r in measured),
+                p99_ms=max(r.p99_ms for r in measured),
+                errors=sum(r.errors for r in measured),
+                non_2xx=sum(r.non_2xx for r in measured),
+                cpu_ms_per_request=weighted("cpu_ms_per_request"),
+                services_cpu_ms_per_request=weighted("services_cpu_ms_per_request"),
+            )
+        )
+    return rows
+
+
+def round_ratios(rounds: list[list[Result]]) -> None:
+    """Keyward's req/s against oidc-provider's best, round by round: the spread behind the
+    pooled ratios above."""
+    print()
+    print("Round by round, Keyward / oidc-provider's best (req/s):")
+    for number, results in enumerate(rounds, start=1):
+        by_name = {r.name: r for r in results}
+        parts = []
+        for alg in ("RS256", "ES256"):
+            ours, best = by_name.get(f"Keyward token {alg}"), oidc_best(results, alg)
+            if ours is not None and best is not None and best.rate:
+                parts.append(f"{alg} {ours.rate / best.rate:.2f}x")
+        print(f"  round {number}: {', '.join(parts) or 'no pair measured'}")
+
+
 def report(results: list[Result]) -> None:
     print_table(results)
     by_name = {r.name: r for r in results}
@@ -699,6 +744,12 @@ def main() -> None:
         help="run only these, comma-separated: keyward, floor, oidc, dot (e.g. keyward,oidc)",
     )
     parser.add_argument(
+        "--rounds",
+        type=int,
+        default=2,
+        help="rounds, each in the reverse order of the one before (default 2: A B, then B A)",
+    )
+    parser.add_argument(
         "--compare-sync",
         action="store_true",
         help="also measure Keyward's token endpoint under sync workers (WSGI)",
@@ -708,7 +759,6 @@ def main() -> None:
         parser.error("--only takes keyward, floor, oidc and dot")
     if not shutil.which("wrk"):
         sys.exit("wrk is needed: apt-get install wrk")
-    results = []
     # The floor and oidc-provider right after Keyward: compared closest in time on a shared
     # machine.
     benches = (
@@ -717,10 +767,19 @@ def main() -> None:
         ("oidc", bench_oidc),
         ("dot", bench_dot),
     )
-    for name, bench in benches:
-        if args.only is None or name in args.only:
-            results += bench(args)
+    selected = [(name, bench) for name, bench in benches if args.only is None or name in args.only]
+    rounds = []
+    for number in range(max(1, args.rounds)):
+        # This machine's speed drifts within a run: in one order, whatever runs first meets
+        # a different machine from whatever runs last. Reversing every other round gives
+        # each server both positions (A B, B A).
+        order = selected if number % 2 == 0 else selected[::-1]
+        log(f"round {number + 1} of {args.rounds}: {', '.join(name for name, _ in order)}")
+        rounds.append([result for _name, bench in order for result in bench(args)])
+    results = pooled(rounds)
     report(results)
+    if len(rounds) > 1:
+        round_ratios(rounds)
 
 
 if __name__ == "__main__":
