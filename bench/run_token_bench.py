@@ -191,13 +191,29 @@ def services_ticks() -> int:
 
 @contextlib.contextmanager
 def keyward_server(env: dict, workers: int):
-    """Keyward as deployed: bin/serve (granian over Django's WSGI handler)."""
+    """Keyward's token service as deployed: bin/serve (granian over keyward.wsgi) with the
+    settings of docker-compose.yml's tokens service."""
     port = free_port()
-    serve_env = {"PYTHON": PYTHON, "GRANIAN_HOST": "127.0.0.1", "GRANIAN_PORT": str(port)}
+    serve_env = token_service_settings() | {
+        "PYTHON": PYTHON,
+        "GRANIAN_HOST": "127.0.0.1",
+        "GRANIAN_PORT": str(port),
+    }
     if workers:
         serve_env["GRANIAN_WORKERS"] = str(workers)
     with _serving([str(ROOT / "bin" / "serve")], env | serve_env, port) as server:
         yield server
+
+
+def token_service_settings() -> dict[str, str]:
+    """The GRANIAN_* values docker-compose.yml's tokens service sets, unless this shell
+    sets them (to compare another setting)."""
+    compose = (ROOT / "docker-compose.yml").read_text()
+    block = re.search(r"^  tokens:\n(.*?)^  \w+:\n", compose, re.M | re.S)
+    if block is None:
+        sys.exit("docker-compose.yml has no tokens service")
+    found = dict(re.findall(r'^\s+(GRANIAN_\w+): "([^"]*)"$', block.group(1), re.M))
+    return {name: value for name, value in found.items() if name not in os.environ}
 
 
 @contextlib.contextmanager
@@ -356,21 +372,26 @@ def serve_defaults() -> dict[str, str]:
 
 @contextlib.contextmanager
 def floor_server(alg: str, private_pem: str, workers: int):
-    """bench/floor_app.py under granian with bin/serve's settings."""
+    """bench/floor_app.py under granian with the token service's settings (bin/serve's and
+    docker-compose.yml's tokens service's)."""
     port = free_port()
     secret_hash = hmac.new(FLOOR_PEPPER.encode(), FLOOR_SECRET.encode(), hashlib.sha256)
-    env = serve_defaults() | {
-        "GRANIAN_HOST": "127.0.0.1",
-        "GRANIAN_PORT": str(port),
-        "FLOOR_ALG": alg,
-        "FLOOR_PRIVATE_KEY": private_pem,
-        "FLOOR_CLIENT_ID": FLOOR_CLIENT_ID,
-        "FLOOR_SECRET_HASH": secret_hash.hexdigest(),
-        "FLOOR_PEPPER": FLOOR_PEPPER,
-        "FLOOR_SCOPES": OIDC_SCOPE,
-        "FLOOR_ISSUER": KEYWARD_ENV["KEYWARD_ISSUER"],
-        "FLOOR_AUDIENCE": KEYWARD_ENV["KEYWARD_ISSUER"] + "/api",
-    }
+    env = (
+        serve_defaults()
+        | token_service_settings()
+        | {
+            "GRANIAN_HOST": "127.0.0.1",
+            "GRANIAN_PORT": str(port),
+            "FLOOR_ALG": alg,
+            "FLOOR_PRIVATE_KEY": private_pem,
+            "FLOOR_CLIENT_ID": FLOOR_CLIENT_ID,
+            "FLOOR_SECRET_HASH": secret_hash.hexdigest(),
+            "FLOOR_PEPPER": FLOOR_PEPPER,
+            "FLOOR_SCOPES": OIDC_SCOPE,
+            "FLOOR_ISSUER": KEYWARD_ENV["KEYWARD_ISSUER"],
+            "FLOOR_AUDIENCE": KEYWARD_ENV["KEYWARD_ISSUER"] + "/api",
+        }
+    )
     if workers:
         env["GRANIAN_WORKERS"] = str(workers)
     command = [PYTHON, "-m", "granian", "bench.floor_app:application"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import requests
 from django.db import connection
@@ -106,6 +108,36 @@ class TestTokenServiceUnderTheServer:
         [event] = [e for e in events() if e.user_agent == "server-test"]
         assert event.source_ip == "127.0.0.1"
         assert event.outcome == TokenEvent.Outcome.SUCCESS
+
+
+class TestTheTokenServiceProcesses:
+    """bin/serve as docker-compose.yml's tokens service runs it: one thread per process."""
+
+    @pytest.fixture
+    def tokens_server(self, transactional_db):
+        with serving(GRANIAN_BLOCKING_THREADS="1") as url:
+            yield url
+
+    def test_it_issues_introspects_and_revokes(self, tokens_server, registered, events):
+        client, secret = registered
+        auth = {"Authorization": basic(client.client_id, secret)}
+        with requests.Session() as session:
+            tokens = [_token(session, tokens_server, client.client_id, secret) for _ in range(5)]
+            assert [answer.status_code for answer in tokens] == [200] * 5
+            url = tokens_server + "/token-srv/"
+            form = {"token": tokens[0].json()["access_token"]}
+            assert session.post(url + "introspect", data=form, headers=auth).json()["active"]
+            assert session.post(url + "revoke", data=form, headers=auth).status_code == 200
+            assert session.post(url + "introspect", data=form, headers=auth).json() == {
+                "active": False
+            }
+        # Every request's event reaches the buffer, the queued ones within a send interval.
+        deadline = time.monotonic() + 5
+        while len(events()) < 8 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert sorted(event.endpoint for event in events()) == (
+            ["introspect"] * 2 + ["revoke"] + ["token"] * 5
+        )
 
 
 class TestDatabaseConnectionsUnderTheServer:
