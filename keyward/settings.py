@@ -415,7 +415,7 @@ KEYWARD_RATE_LIMIT_INTROSPECT_PER_CALLER = int(
 # Seconds between one process's sends of queued rate-limit counts and token events to
 # Redis (tokens/batching.py); 0 sends each request's at once.
 KEYWARD_TOKEN_EVENT_SEND_INTERVAL = float(
-    os.environ.get("KEYWARD_TOKEN_EVENT_SEND_INTERVAL", "0.005")
+    os.environ.get("KEYWARD_TOKEN_EVENT_SEND_INTERVAL", "0.02")
 )
 # Introspections of tokens that are not valid ones of ours (token fishing).
 KEYWARD_RATE_LIMIT_INTROSPECT_INACTIVE_PER_CALLER = int(

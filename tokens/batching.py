@@ -33,7 +33,7 @@ from audit.events import TokenEventRecord
 FRESH_FOR = 1.0
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass sets each field through object.__setattr__
 class Counted:
     """The counters one request counts against, and their limits."""
 
