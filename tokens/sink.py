@@ -30,6 +30,7 @@ import atexit
 import contextlib
 import logging
 import math
+import multiprocessing.util
 import os
 import threading
 import time
@@ -388,7 +389,11 @@ def _sweeper_start() -> None:
         if _sweeper_pid != pid:
             _sweeper_pid = pid
             threading.Thread(target=_sweep, name="keyward-event-sender", daemon=True).start()
+            # What is still queued goes out when the process ends: atexit for a plain
+            # process (runserver, a shell), multiprocessing's finalizers for a server's
+            # worker process (granian's end through os._exit, which skips atexit).
             atexit.register(events_flush)
+            multiprocessing.util.Finalize(None, events_flush, exitpriority=10)
 
 
 def _sweep() -> None:

@@ -140,6 +140,18 @@ class TestTheTokenServiceProcesses:
         )
 
 
+class TestQueuedEventsUnderTheServer:
+    def test_a_stopping_server_sends_what_it_queued(self, transactional_db, registered, events):
+        client, secret = registered
+        # An interval no test waits for: only the worker's exit can send the queue.
+        with serving(KEYWARD_TOKEN_EVENT_SEND_INTERVAL="30") as url:
+            with requests.Session() as session:
+                answers = [_token(session, url, client.client_id, secret) for _ in range(8)]
+            assert [answer.status_code for answer in answers] == [200] * 8
+            assert len(events()) < 8
+        assert len(events()) == 8
+
+
 class TestDatabaseConnectionsUnderTheServer:
     def test_a_connection_the_database_dropped_is_replaced_not_reused(
         self, production_server, make_client
