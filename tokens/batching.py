@@ -117,10 +117,7 @@ class LocalCounts:
     def take_all(self) -> Batch | None:
         """Everything queued, whatever the interval (tests, shutdown); None while a send is
         in flight or nothing is queued."""
-        with self._lock:
-            if self._queued.events or self._queued.increments:
-                return self._take_if_due(float("inf"), 0)
-            return None
+        return self.due(now=float("inf"), interval=0)
 
     def busy(self) -> bool:
         with self._lock:

@@ -324,7 +324,16 @@ def _emit_now(
 # --- Batched sends --------------------------------------------------------------------------
 
 _local_counts = LocalCounts()
-_sweeper_pid: int | None = None
+_sweeper_started = False
+
+
+def _sweeper_forgotten() -> None:
+    global _sweeper_started
+    _sweeper_started = False
+
+
+# A forked worker has none of its parent's threads: it starts its own sweeper.
+os.register_at_fork(after_in_child=_sweeper_forgotten)
 
 
 def _queue(connection: _Redis, event: TokenEventRecord, counted: Counted, *, ttl: int):
@@ -380,14 +389,14 @@ def events_flush() -> None:
 
 
 def _sweeper_start() -> None:
-    """Start this process's sweeper once (after a fork the thread is gone: the pid tells)."""
-    global _sweeper_pid
-    pid = os.getpid()
-    if _sweeper_pid == pid:
+    """Start this process's sweeper once (a flag, not the pid: getpid is a syscall, and this
+    runs on every queued request)."""
+    global _sweeper_started
+    if _sweeper_started:
         return
     with _redis_lock:
-        if _sweeper_pid != pid:
-            _sweeper_pid = pid
+        if not _sweeper_started:
+            _sweeper_started = True
             threading.Thread(target=_sweep, name="keyward-event-sender", daemon=True).start()
             # What is still queued goes out when the process ends: atexit for a plain
             # process (runserver, a shell), multiprocessing's finalizers for a server's
